@@ -1,0 +1,130 @@
+"""Task statuses, the one transition table, and the public snapshot of a task.
+
+Every part of taskward (the in-process manager, the stores, the worker, the API, the CLI)
+speaks of tasks with these five statuses and moves them only along ``TRANSITIONS``.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from taskward.errors import InvalidTransitionError
+
+__all__ = [
+    "ACTIVE",
+    "FINISHED",
+    "TRANSITIONS",
+    "Progress",
+    "Status",
+    "TaskInfo",
+    "check_transition",
+    "from_timestamp",
+]
+
+
+class Status(enum.StrEnum):
+    """Where a task is in its life. The values are the words shown everywhere (JSON, CLI)."""
+
+    PENDING = "Pending"
+    RUNNING = "Running"
+    COMPLETED = "Completed"
+    FAILED = "Failed"
+    CANCELLED = "Cancelled"
+
+    @property
+    def is_active(self) -> bool:
+        """True for Pending and Running: the task still holds its name."""
+        return self in ACTIVE
+
+    @property
+    def is_finished(self) -> bool:
+        """True for Completed, Failed and Cancelled."""
+        return self in FINISHED
+
+
+ACTIVE: frozenset[Status] = frozenset({Status.PENDING, Status.RUNNING})
+FINISHED: frozenset[Status] = frozenset({Status.COMPLETED, Status.FAILED, Status.CANCELLED})
+
+#: The only moves a task may make.
+#: - Running -> Pending: a retry after a failed attempt, a rescue after a lost lease, or a
+#:   release at graceful worker stop.
+#: - Failed/Cancelled -> Pending: an explicit retry by a user.
+#: - Pending -> Failed: a durable task that cannot even start (e.g. it expired).
+TRANSITIONS: Mapping[Status, frozenset[Status]] = {
+    Status.PENDING: frozenset({Status.RUNNING, Status.CANCELLED, Status.FAILED}),
+    Status.RUNNING: frozenset(
+        {Status.COMPLETED, Status.FAILED, Status.CANCELLED, Status.PENDING}
+    ),
+    Status.COMPLETED: frozenset(),
+    Status.FAILED: frozenset({Status.PENDING}),
+    Status.CANCELLED: frozenset({Status.PENDING}),
+}
+
+
+def check_transition(old: Status, new: Status) -> None:
+    """Raise `InvalidTransitionError` unless ``old -> new`` is in `TRANSITIONS`."""
+    if new not in TRANSITIONS[old]:
+        raise InvalidTransitionError(f"a task cannot go from {old} to {new}")
+
+
+def from_timestamp(ts: float | None) -> datetime | None:
+    """A POSIX timestamp as an aware UTC datetime (None stays None)."""
+    return None if ts is None else datetime.fromtimestamp(ts, UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """What a running task last reported with `taskward.progress`."""
+
+    done: float
+    total: float | None = None
+    message: str | None = None
+
+    @property
+    def fraction(self) -> float | None:
+        """done / total, when a positive total is known."""
+        if self.total is None or self.total <= 0:
+            return None
+        return min(1.0, self.done / self.total)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskInfo:
+    """A read-only snapshot of one task.
+
+    In-process tasks (`TaskManager`) fill the first group of fields; durable tasks fill all.
+    """
+
+    name: str | None
+    status: Status
+    error: str | None = None
+    result: Any = None
+    progress: Progress | None = None
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    # Durable tasks only.
+    id: UUID | None = None
+    task: str | None = None
+    args: Mapping[str, Any] | None = None
+    priority: int = 0
+    queue: str | None = None
+    attempts: int = 0
+    max_attempts: int = 1
+    run_at: datetime | None = None
+    traceback: str | None = None
+
+    @property
+    def is_active(self) -> bool:
+        """True while the task is Pending or Running."""
+        return self.status in ACTIVE
+
+    @property
+    def is_finished(self) -> bool:
+        """True once the task is Completed, Failed or Cancelled."""
+        return self.status in FINISHED

@@ -1,0 +1,241 @@
+"""The Store protocol: the thin I/O layer under durable tasks.
+
+A store only moves rows: it inserts, claims, compares-and-sets statuses fenced by the lease
+token, renews leases, records cancel requests, reads, counts and prunes. Retries, timeouts,
+state rules and scheduling live above it (`taskward.app`, `taskward.worker`).
+
+Times are POSIX seconds (floats) on **the store's clock**: `Store.now()`. Every store decides
+"is this lease expired?" and "is this task due?" with its own clock (PostgreSQL: ``now()``),
+never with a caller's, so hosts with skewed clocks agree.
+
+Arguments, results and progress are JSON *text* here: decoding and validation happen above,
+so a corrupt row fails its task with a clear error instead of crashing a worker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+from uuid import UUID
+
+from taskward.models import Status
+
+__all__ = ["Counts", "NewTask", "Page", "Store", "TaskRecord"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewTask:
+    """A task to insert. ``delay`` is relative to the store's clock; ``run_at`` is absolute."""
+
+    id: UUID
+    task: str
+    args: str = "{}"
+    name: str | None = None
+    priority: int = 0
+    queue: str = "default"
+    max_attempts: int = 3
+    timeout: float | None = None
+    delay: float | None = None
+    run_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskRecord:
+    """One row of the tasks table, as the store holds it."""
+
+    id: UUID
+    seq: int
+    task: str
+    args: str
+    name: str | None
+    priority: int
+    queue: str
+    status: Status
+    attempts: int
+    max_attempts: int
+    timeout: float | None
+    run_at: float
+    created_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+    lease_token: str | None = None
+    lease_expires_at: float | None = None
+    worker_id: str | None = None
+    cancel_requested: bool = False
+    result: str | None = None
+    error: str | None = None
+    traceback: str | None = None
+    progress: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of `Store.list`, newest first; ``cursor`` fetches the next page (None: last)."""
+
+    items: list[TaskRecord]
+    cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    """Task counts by (queue, status)."""
+
+    by_queue: Mapping[str, Mapping[Status, int]] = field(default_factory=dict)
+
+    def by_status(self) -> dict[Status, int]:
+        """Totals over all queues, every status present (zero when none)."""
+        totals = dict.fromkeys(Status, 0)
+        for per_status in self.by_queue.values():
+            for status, n in per_status.items():
+                totals[status] += n
+        return totals
+
+
+@runtime_checkable
+class Store(Protocol):
+    """What every store (memory, SQLite, PostgreSQL) provides. All methods are coroutine-safe."""
+
+    url: str
+
+    async def open(self) -> None:
+        """Connect and create or check the schema. Idempotent."""
+
+    async def close(self) -> None:
+        """Release connections and wake anyone blocked in `wait_for_change`."""
+
+    async def now(self) -> float:
+        """The store's clock, in POSIX seconds."""
+
+    async def insert(self, tasks: Sequence[NewTask]) -> list[TaskRecord]:
+        """Insert all tasks in one transaction, as Pending; all or nothing.
+
+        Raises `DuplicateNameError` when a name is held by an active (Pending/Running) task,
+        or appears twice in ``tasks``. Returns the rows in the order given.
+        """
+        ...
+
+    async def claim(
+        self, worker_id: str, queues: Sequence[str] | None, limit: int, lease: float
+    ) -> list[TaskRecord]:
+        """Claim up to ``limit`` due Pending tasks of ``queues`` (None: every queue).
+
+        Order: priority ascending, then run_at, then insertion order. Each claimed task becomes
+        Running with a fresh ``lease_token``, ``lease_expires_at = now + lease``,
+        ``started_at = now`` and ``attempts + 1``. No task is ever claimed by two callers.
+        """
+        ...
+
+    async def heartbeat(
+        self, worker_id: str, leases: Sequence[tuple[UUID, str]], lease: float
+    ) -> set[UUID]:
+        """Extend the leases of (id, token) pairs still held; return the ids whose lease is lost."""
+        ...
+
+    async def finish(
+        self,
+        task_id: UUID,
+        token: str,
+        status: Status,
+        *,
+        result: str | None = None,
+        error: str | None = None,
+        traceback: str | None = None,
+    ) -> bool:
+        """Running -> a finished ``status``, only while ``token`` still holds the lease.
+
+        Returns False (and changes nothing) when the lease is lost: a rescued or cancelled
+        task cannot be overwritten by a stale worker.
+        """
+        ...
+
+    async def requeue(
+        self,
+        task_id: UUID,
+        token: str,
+        *,
+        delay: float = 0.0,
+        error: str | None = None,
+        traceback: str | None = None,
+        refund_attempt: bool = False,
+    ) -> bool:
+        """Running -> Pending (a retry after ``delay`` or a release at stop), fenced like `finish`.
+
+        ``refund_attempt`` gives the attempt back (graceful stop). Clears the lease and any
+        cancel request. Returns False when the lease is lost.
+        """
+        ...
+
+    async def set_progress(self, task_id: UUID, token: str, progress: str) -> bool:
+        """Record a running task's progress (JSON text), fenced like `finish`."""
+        ...
+
+    async def request_cancel(self, task_id: UUID) -> TaskRecord | None:
+        """Pending -> Cancelled at once; Running -> ``cancel_requested``; finished: unchanged.
+
+        Returns the row after the change, or None when there is no such task.
+        """
+        ...
+
+    async def cancel_requested(self, task_ids: Sequence[UUID]) -> set[UUID]:
+        """Which of these Running tasks have a cancel request waiting."""
+        ...
+
+    async def retry(self, task_id: UUID) -> TaskRecord | None:
+        """Failed/Cancelled -> Pending, due now, with attempts back to 0 and errors cleared.
+
+        Raises `InvalidTransitionError` for an active or Completed task and
+        `DuplicateNameError` when its name is now held by another active task.
+        Returns None when there is no such task.
+        """
+        ...
+
+    async def get(self, task_id: UUID) -> TaskRecord | None:
+        """The task with this id, or None."""
+        ...
+
+    async def get_by_name(self, name: str) -> TaskRecord | None:
+        """The active task with this name, else the most recently created one, else None."""
+        ...
+
+    async def list(
+        self,
+        *,
+        status: Sequence[Status] | None = None,
+        task: str | None = None,
+        queue: str | None = None,
+        name: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page:
+        """Tasks matching every filter given, newest first, ``limit`` per page.
+
+        Raises `ValueError` for a cursor this store did not make.
+        """
+        ...
+
+    async def counts(self) -> Counts:
+        """How many tasks there are by queue and status."""
+        ...
+
+    async def rescue(self) -> list[TaskRecord]:
+        """Handle Running tasks whose lease expired (their worker died or stalled).
+
+        Each goes back to Pending (the next claim counts a new attempt), or to Failed with
+        the error "lease expired ..." when it has used all its attempts. Returns the rows after.
+        """
+        ...
+
+    async def prune(self, older_than: Mapping[Status, float], limit: int = 500) -> int:
+        """Delete up to ``limit`` finished tasks whose ``finished_at`` is older than
+        ``now - older_than[status]`` (statuses not in the mapping are kept). Returns the count.
+        """
+        ...
+
+    async def wait_for_change(self, timeout: float) -> None:
+        """Return soon after tasks were inserted, retried or cancel-requested, or at ``timeout``.
+
+        In one process this is an event; across processes a store may poll cheaply (SQLite's
+        data_version) or listen (PostgreSQL NOTIFY). Spurious returns are allowed.
+        """
+        ...
