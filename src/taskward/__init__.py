@@ -1,6 +1,8 @@
 """taskward: background tasks for Python, in process, durable, and as a service."""
 
+from taskward.context import cancelled, current_task, progress
 from taskward.errors import TaskwardError
+from taskward.manager import TaskManager
 from taskward.models import Status, TaskInfo
 
 __version__ = "0.1.0"
@@ -8,6 +10,10 @@ __version__ = "0.1.0"
 __all__ = [
     "Status",
     "TaskInfo",
+    "TaskManager",
     "TaskwardError",
     "__version__",
+    "cancelled",
+    "current_task",
+    "progress",
 ]

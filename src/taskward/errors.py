@@ -7,7 +7,7 @@ The tree::
      ├── DuplicateNameError        the name belongs to a task that is still Pending or Running
      ├── InvalidTransitionError    a status change not in the transition table
      ├── InvalidArgumentsError     arguments that do not match a task function's signature
-     ├── TaskTimeoutError          waiting (or running) took longer than allowed; also a TimeoutError
+     ├── TaskTimeoutError          waiting or running took too long; also a TimeoutError
      ├── TaskCancelledError        the task was cancelled, so it has no result
      ├── TaskFailedError           a durable task failed; carries its stored error
      ├── QueueFullError            max_pending tasks are already waiting

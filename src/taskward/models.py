@@ -57,9 +57,7 @@ FINISHED: frozenset[Status] = frozenset({Status.COMPLETED, Status.FAILED, Status
 #: - Pending -> Failed: a durable task that cannot even start (e.g. it expired).
 TRANSITIONS: Mapping[Status, frozenset[Status]] = {
     Status.PENDING: frozenset({Status.RUNNING, Status.CANCELLED, Status.FAILED}),
-    Status.RUNNING: frozenset(
-        {Status.COMPLETED, Status.FAILED, Status.CANCELLED, Status.PENDING}
-    ),
+    Status.RUNNING: frozenset({Status.COMPLETED, Status.FAILED, Status.CANCELLED, Status.PENDING}),
     Status.COMPLETED: frozenset(),
     Status.FAILED: frozenset({Status.PENDING}),
     Status.CANCELLED: frozenset({Status.PENDING}),
