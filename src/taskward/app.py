@@ -1,0 +1,752 @@
+"""App: the registry of task functions and the Python API of durable tasks.
+
+Decisions a user may notice:
+
+- **Store.** ``App(store)`` takes a URL or a `Store` instance; without one it reads
+  ``TASKWARD_DB`` and falls back to ``sqlite:///taskward.db``. The store opens lazily on the
+  first operation (or ``await app.open()`` / ``async with app``). The app closes only a store
+  it created from a URL; a `Store` instance passed in belongs to the caller.
+- **Event loops.** A store belongs to one event loop: the one the app opened it in (its
+  *home* loop). A coroutine method called from another loop runs on the home loop when that
+  loop is running in another thread; when the home loop is gone (closed or stopped) the app
+  binds to the caller's loop, with a fresh store for drivers that hold loop-bound connections.
+- **Ids.** `get`, `cancel`, `retry` and `wait` take a UUID or its text. A well-formed id that
+  matches nothing gives None from `get` and `UnknownTaskError` from the others; a malformed
+  one is a caller's mistake and raises `InvalidArgumentsError`.
+- **Sync facade.** ``app.sync`` runs the same coroutines on one private daemon thread with its
+  own event loop, so Flask, Django and scripts can submit and query. With a database URL it
+  uses its own store instance (the database is shared anyway); with ``memory://`` or a
+  `Store` instance it shares the app's store, on the app's home loop. It refuses to run inside
+  a running event loop, where blocking would freeze that loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import builtins
+import contextlib
+import functools
+import inspect
+import json
+import os
+import threading
+import time
+from collections.abc import Callable, Coroutine, Iterable, Mapping
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any, Concatenate, ParamSpec, TypeVar, overload
+from uuid import UUID
+
+from taskward.errors import (
+    ClosedError,
+    ConfigurationError,
+    InvalidArgumentsError,
+    TaskCancelledError,
+    TaskFailedError,
+    TaskTimeoutError,
+    UnknownTaskError,
+)
+from taskward.models import Progress, Status, TaskInfo, from_timestamp
+from taskward.retry import Backoff
+from taskward.stores import open_store
+from taskward.stores.base import Counts, NewTask, Store, TaskRecord
+from taskward.tasks import TaskFunction
+
+__all__ = ["DEFAULT_STORE_URL", "App", "SyncApp"]
+
+DEFAULT_STORE_URL = "sqlite:///taskward.db"
+MAX_PAGE = 1000
+
+P = ParamSpec("P")
+R = TypeVar("R")
+T = TypeVar("T")
+
+# How often `App.wait` re-reads a task: finishing is not a store wake-up event, so it polls,
+# quickly at first (short tasks) and then at most five times a second.
+_POLL_FIRST = 0.005
+_POLL_MAX = 0.2
+
+
+def _on_home_loop(
+    method: Callable[Concatenate[App, P], Coroutine[Any, Any, T]],
+) -> Callable[Concatenate[App, P], Coroutine[Any, Any, T]]:
+    """Run an App coroutine method on the app's home loop when that loop runs elsewhere."""
+
+    async def run(self: App, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        home = self._home
+        if home is not None and home.is_running() and home is not asyncio.get_running_loop():
+            future = asyncio.run_coroutine_threadsafe(method(self, *args, **kwargs), home)
+            return await asyncio.wrap_future(future)
+        return await method(self, *args, **kwargs)
+
+    functools.update_wrapper(run, method)
+    return run
+
+
+async def _replace_store(stale: Store | None, store: Store) -> None:
+    """Open ``store``, after closing ``stale`` as well as a dead loop's store can be closed."""
+    if stale is not None:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(stale.close(), 1.0)
+    await store.open()
+
+
+def parse_task_id(task_id: UUID | str) -> UUID:
+    """A task id as a UUID; `InvalidArgumentsError` for anything malformed."""
+    if isinstance(task_id, UUID):
+        return task_id
+    if isinstance(task_id, str):
+        try:
+            return UUID(task_id)
+        except ValueError:
+            pass
+    raise InvalidArgumentsError(f"malformed task id {task_id!r}: expected a UUID")
+
+
+def _decode(text: str | None) -> tuple[bool, Any]:
+    if text is None:
+        return False, None
+    try:
+        return True, json.loads(text)
+    except (ValueError, TypeError, RecursionError):
+        return False, None
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
+def task_info(record: TaskRecord) -> TaskInfo:
+    """The public snapshot of a stored row; corrupt JSON in it never raises here."""
+    ok, args = _decode(record.args)
+    if not ok or not isinstance(args, dict):
+        args = None
+    _, result = _decode(record.result)
+    progress = None
+    ok, raw = _decode(record.progress)
+    if ok and isinstance(raw, dict) and (done := _number(raw.get("done"))) is not None:
+        total = raw.get("total")
+        message = raw.get("message")
+        progress = Progress(
+            done=done,
+            total=_number(total),
+            message=message if isinstance(message, str) else None,
+        )
+    created_at = from_timestamp(record.created_at)
+    assert created_at is not None
+    return TaskInfo(
+        id=record.id,
+        name=record.name,
+        task=record.task,
+        status=record.status,
+        args=args,
+        result=result,
+        error=record.error,
+        traceback=record.traceback,
+        progress=progress,
+        priority=record.priority,
+        queue=record.queue,
+        attempts=record.attempts,
+        max_attempts=record.max_attempts,
+        created_at=created_at,
+        started_at=from_timestamp(record.started_at),
+        finished_at=from_timestamp(record.finished_at),
+        run_at=from_timestamp(record.run_at),
+    )
+
+
+def _statuses(status: Status | str | Iterable[Status | str] | None) -> builtins.list[Status] | None:
+    if status is None:
+        return None
+    items = [status] if isinstance(status, str) else builtins.list(status)
+    out = []
+    for item in items:
+        try:
+            out.append(Status(item))
+        except ValueError:
+            known = ", ".join(s.value for s in Status)
+            raise InvalidArgumentsError(f"unknown status {item!r}; known: {known}") from None
+    return out
+
+
+class App:
+    """Task functions, and the store their tasks live in."""
+
+    def __init__(
+        self, store: str | Store | None = None, *, default_task: str | None = None
+    ) -> None:
+        if store is None:
+            store = os.environ.get("TASKWARD_DB") or DEFAULT_STORE_URL
+        if isinstance(store, str):
+            if not store.strip():
+                raise ConfigurationError("the store URL is empty")
+            self.url = store
+            self._store: Store | None = None
+            self._owns_store = True
+        elif isinstance(store, Store):
+            self.url = store.url
+            self._store = store
+            self._owns_store = False
+        else:
+            raise ConfigurationError(f"store must be a URL or a Store, got {store!r}")
+        self.default_task = default_task
+        self._tasks: dict[str, TaskFunction[Any, Any]] = {}
+        self._home: asyncio.AbstractEventLoop | None = None
+        self._opening: asyncio.Task[None] | None = None
+        self._closed = False
+        self._sync: SyncApp | None = None
+        self._sync_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"<App {self.url!r} tasks={len(self._tasks)}>"
+
+    # -- registry -----------------------------------------------------------------------
+
+    @overload
+    def task(self, fn: Callable[P, R], /) -> TaskFunction[P, R]: ...
+
+    @overload
+    def task(
+        self,
+        fn: None = None,
+        /,
+        *,
+        name: str | None = None,
+        queue: str = "default",
+        priority: int = 0,
+        max_attempts: int = 3,
+        timeout: float | None = None,
+        retry: Backoff | None = None,
+        default: bool = False,
+    ) -> Callable[[Callable[P, R]], TaskFunction[P, R]]: ...
+
+    def task(
+        self,
+        fn: Callable[P, R] | None = None,
+        /,
+        *,
+        name: str | None = None,
+        queue: str = "default",
+        priority: int = 0,
+        max_attempts: int = 3,
+        timeout: float | None = None,
+        retry: Backoff | None = None,
+        default: bool = False,
+    ) -> TaskFunction[P, R] | Callable[[Callable[P, R]], TaskFunction[P, R]]:
+        """Register a task function: ``@app.task`` or ``@app.task(queue=..., ...)``."""
+
+        def register(fn: Callable[P, R]) -> TaskFunction[P, R]:
+            task_fn = TaskFunction(
+                fn,
+                app=self,
+                name=name,
+                queue=queue,
+                priority=priority,
+                max_attempts=max_attempts,
+                timeout=timeout,
+                retry=retry,
+            )
+            if task_fn.name in self._tasks:
+                raise ConfigurationError(
+                    f"a task function named {task_fn.name!r} is already registered; "
+                    "give one of them another name="
+                )
+            if default and self.default_task not in (None, task_fn.name):
+                raise ConfigurationError(
+                    f"the default task is already {self.default_task!r}, "
+                    f"so {task_fn.name!r} cannot be the default too"
+                )
+            self._tasks[task_fn.name] = task_fn
+            if default:
+                self.default_task = task_fn.name
+            return task_fn
+
+        return register if fn is None else register(fn)
+
+    @property
+    def tasks(self) -> Mapping[str, TaskFunction[Any, Any]]:
+        """The registered task functions by name (read-only)."""
+        return MappingProxyType(self._tasks)
+
+    def get_task(self, name: str | None = None) -> TaskFunction[Any, Any]:
+        """The task function with this name (None: the default task)."""
+        if name is None:
+            if self.default_task is None:
+                raise UnknownTaskError("no task given, and the app has no default task")
+            name = self.default_task
+        task_fn = self._tasks.get(name)
+        if task_fn is None:
+            known = ", ".join(sorted(self._tasks)) or "none registered"
+            raise UnknownTaskError(f"unknown task {name!r}; known: {known}")
+        return task_fn
+
+    def _resolve(self, task: TaskFunction[Any, Any] | str | None) -> TaskFunction[Any, Any]:
+        return task if isinstance(task, TaskFunction) else self.get_task(task)
+
+    def task_types(self) -> builtins.list[dict[str, Any]]:
+        """Each task function with its options and its arguments' JSON Schema, by name."""
+        return [
+            {
+                "name": t.name,
+                "description": inspect.getdoc(t.fn),
+                "queue": t.queue,
+                "priority": t.priority,
+                "max_attempts": t.max_attempts,
+                "timeout": t.timeout,
+                "default": t.name == self.default_task,
+                "args": t.args_schema(),
+            }
+            for t in sorted(self._tasks.values(), key=lambda t: t.name)
+        ]
+
+    def prepare(
+        self,
+        task: str | None,
+        args: Mapping[str, Any] | None = None,
+        *,
+        name: str | None = None,
+        priority: int | None = None,
+        queue: str | None = None,
+        delay: float | None = None,
+        run_at: datetime | None = None,
+        max_attempts: int | None = None,
+        timeout: float | None = None,
+    ) -> NewTask:
+        """A validated `NewTask` for the task function named ``task`` (None: the default)."""
+        return self.get_task(task).prepare_args(
+            args,
+            name=name,
+            priority=priority,
+            queue=queue,
+            delay=delay,
+            run_at=run_at,
+            max_attempts=max_attempts,
+            timeout=timeout,
+        )
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def _new_store(self) -> Store:
+        return open_store(self.url)
+
+    @property
+    def _is_memory(self) -> bool:
+        return self.url.lower().startswith("memory:")
+
+    async def _ready(self) -> Store:
+        """The store, opened on the running loop (which becomes the home loop)."""
+        if self._closed:
+            raise ClosedError("this App is closed")
+        loop = asyncio.get_running_loop()
+        if self._home is not loop or self._store is None:
+            stale = None
+            if self._store is None:
+                self._store = self._new_store()
+            elif self._home is not None and self._owns_store and not self._is_memory:
+                # The old store's connections belong to a loop that is gone: start afresh.
+                stale, self._store = self._store, self._new_store()
+            self._home = loop
+            self._opening = loop.create_task(_replace_store(stale, self._store))
+        store = self._store
+        opening = self._opening
+        if opening is not None:
+            try:
+                await asyncio.shield(opening)
+            except BaseException:
+                if opening.done() and self._opening is opening:
+                    # Let the next call try again rather than re-raise this failure forever.
+                    self._opening = None
+                    self._home = None
+                raise
+            if self._opening is opening:
+                self._opening = None
+        return store
+
+    @_on_home_loop
+    async def open(self) -> None:
+        """Open the store (idempotent; every operation does it when needed)."""
+        await self._ready()
+
+    async def close(self) -> None:
+        """Stop the sync facade and close the store this app opened. Final."""
+        if self._closed:
+            return
+        self._closed = True
+        with self._sync_lock:
+            sync, self._sync = self._sync, None
+        if sync is not None:
+            await asyncio.to_thread(sync.close)
+        store, home = self._store, self._home
+        self._home = None
+        if store is None or not self._owns_store or home is None:
+            return
+        loop = asyncio.get_running_loop()
+        if home is not loop and home.is_running():
+            await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(store.close(), home))
+        else:
+            await store.close()
+
+    async def __aenter__(self) -> App:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    @property
+    def sync(self) -> SyncApp:
+        """Blocking versions of the App's methods, for code without an event loop."""
+        with self._sync_lock:
+            if self._closed:
+                raise ClosedError("this App is closed")
+            if self._sync is None or self._sync.closed:
+                self._sync = SyncApp(self)
+            return self._sync
+
+    def _for_sync(self) -> App:
+        """The App the sync facade drives: a twin with its own store, or this one."""
+        if self._owns_store and not self._is_memory:
+            twin = App(self.url, default_task=self.default_task)
+            twin._tasks = self._tasks
+            return twin
+        return self
+
+    def _unbind(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Forget ``loop`` as home (it is shutting down); the next call binds anew."""
+        if self._home is loop:
+            self._home = None
+            self._opening = None
+
+    # -- tasks --------------------------------------------------------------------------
+
+    def info(self, record: TaskRecord) -> TaskInfo:
+        """The public `TaskInfo` of a stored row."""
+        return task_info(record)
+
+    async def submit(
+        self,
+        task: TaskFunction[Any, Any] | str,
+        *args: Any,
+        name: str | None = None,
+        priority: int | None = None,
+        queue: str | None = None,
+        delay: float | None = None,
+        run_at: datetime | None = None,
+        max_attempts: int | None = None,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> TaskInfo:
+        """Submit one task of a task function (or its name); see `TaskFunction.submit`."""
+        new = self._resolve(task).prepare(
+            *args,
+            name=name,
+            priority=priority,
+            queue=queue,
+            delay=delay,
+            run_at=run_at,
+            max_attempts=max_attempts,
+            timeout=timeout,
+            **kwargs,
+        )
+        return (await self.submit_many([new]))[0]
+
+    @_on_home_loop
+    async def submit_many(self, items: Iterable[NewTask]) -> builtins.list[TaskInfo]:
+        """Insert prepared tasks in one round trip, all or nothing; infos in the same order."""
+        batch = builtins.list(items)
+        for item in batch:
+            if not isinstance(item, NewTask):
+                raise InvalidArgumentsError(
+                    f"submit_many takes NewTask items (from prepare), got {item!r}"
+                )
+        if not batch:
+            return []
+        store = await self._ready()
+        return [task_info(row) for row in await store.insert(batch)]
+
+    @_on_home_loop
+    async def get(self, task_id: UUID | str) -> TaskInfo | None:
+        """The task with this id, or None."""
+        uid = parse_task_id(task_id)
+        row = await (await self._ready()).get(uid)
+        return None if row is None else task_info(row)
+
+    @_on_home_loop
+    async def get_by_name(self, name: str) -> TaskInfo | None:
+        """The active task with this name, else the latest one, else None."""
+        row = await (await self._ready()).get_by_name(name)
+        return None if row is None else task_info(row)
+
+    @_on_home_loop
+    async def list(
+        self,
+        *,
+        status: Status | str | Iterable[Status | str] | None = None,
+        task: str | None = None,
+        queue: str | None = None,
+        name: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> tuple[builtins.list[TaskInfo], str | None]:
+        """A page of tasks, newest first, and the cursor of the next page (None: last)."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
+            raise InvalidArgumentsError(
+                f"limit must be an integer in [1, {MAX_PAGE}], got {limit!r}"
+            )
+        statuses = _statuses(status)
+        store = await self._ready()
+        try:
+            page = await store.list(
+                status=statuses, task=task, queue=queue, name=name, limit=limit, cursor=cursor
+            )
+        except ValueError as exc:
+            raise InvalidArgumentsError(str(exc)) from None
+        return [task_info(row) for row in page.items], page.cursor
+
+    @_on_home_loop
+    async def cancel(self, task_id: UUID | str) -> TaskInfo:
+        """Cancel a Pending task at once, or ask its worker to stop a Running one."""
+        uid = parse_task_id(task_id)
+        row = await (await self._ready()).request_cancel(uid)
+        if row is None:
+            raise UnknownTaskError(f"no task with id {uid}")
+        return task_info(row)
+
+    @_on_home_loop
+    async def retry(self, task_id: UUID | str) -> TaskInfo:
+        """Run a Failed or Cancelled task again, from attempt one."""
+        uid = parse_task_id(task_id)
+        row = await (await self._ready()).retry(uid)
+        if row is None:
+            raise UnknownTaskError(f"no task with id {uid}")
+        return task_info(row)
+
+    @_on_home_loop
+    async def counts(self) -> Counts:
+        """Task counts by queue and status."""
+        return await (await self._ready()).counts()
+
+    @_on_home_loop
+    async def wait(self, task_id: UUID | str, timeout: float | None = None) -> Any:
+        """The task's result once Completed; raises if it Failed, was Cancelled, or timed out."""
+        uid = parse_task_id(task_id)
+        if timeout is not None and (_is_bad_timeout(timeout)):
+            raise InvalidArgumentsError(f"timeout must be a number >= 0 or None, got {timeout!r}")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        interval = _POLL_FIRST
+        while True:
+            store = await self._ready()
+            row = await store.get(uid)
+            if row is None:
+                raise UnknownTaskError(f"no task with id {uid}")
+            if row.status is Status.COMPLETED:
+                return task_info(row).result
+            if row.status is Status.FAILED:
+                raise TaskFailedError(row.error or f"task {uid} failed")
+            if row.status is Status.CANCELLED:
+                raise TaskCancelledError(f"task {uid} was cancelled")
+            pause = interval
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TaskTimeoutError(
+                        f"task {uid} did not finish within {timeout} s (it is {row.status})"
+                    )
+                pause = min(pause, left)
+            started = time.monotonic()
+            await store.wait_for_change(pause)
+            if time.monotonic() - started < _POLL_FIRST:
+                # A closed or very busy store returns at once: do not spin on it.
+                await asyncio.sleep(min(pause, _POLL_FIRST))
+            interval = min(interval * 2, _POLL_MAX)
+
+
+def _is_bad_timeout(timeout: object) -> bool:
+    return isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout >= 0
+
+
+class SyncApp:
+    """Blocking access to an `App` for code without an event loop (Flask, Django, scripts).
+
+    The coroutines run on one private daemon thread with its own event loop, started on first
+    use and stopped by `close` (also at interpreter exit, or by ``await app.close()``).
+    """
+
+    def __init__(self, app: App) -> None:
+        self._app = app
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._target: App | None = None
+        self.closed = False
+
+    def _start(self) -> tuple[asyncio.AbstractEventLoop, App]:
+        with self._lock:
+            if self.closed:
+                raise ClosedError("app.sync is closed")
+            if self._loop is None or self._target is None:
+                loop = asyncio.new_event_loop()
+                thread = threading.Thread(
+                    target=loop.run_forever, name="taskward-sync", daemon=True
+                )
+                thread.start()
+                self._loop, self._thread = loop, thread
+                self._target = self._app._for_sync()
+                atexit.register(self.close)
+            return self._loop, self._target
+
+    def _run(self, make: Callable[[App], Coroutine[Any, Any, T]]) -> T:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            raise RuntimeError(
+                "app.sync blocks, so it cannot be used inside a running event loop: "
+                "await the App's coroutine methods instead"
+            )
+        loop, target = self._start()
+        future = asyncio.run_coroutine_threadsafe(make(target), loop)
+        try:
+            return future.result()
+        except BaseException:
+            # KeyboardInterrupt while blocked: do not leave the coroutine running behind.
+            future.cancel()
+            raise
+
+    def submit(
+        self,
+        task: TaskFunction[Any, Any] | str,
+        *args: Any,
+        name: str | None = None,
+        priority: int | None = None,
+        queue: str | None = None,
+        delay: float | None = None,
+        run_at: datetime | None = None,
+        max_attempts: int | None = None,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> TaskInfo:
+        """Submit one task of a task function (or its name)."""
+        # Validate here, in the caller's thread: its errors need no trip through the loop.
+        new = self._app._resolve(task).prepare(
+            *args,
+            name=name,
+            priority=priority,
+            queue=queue,
+            delay=delay,
+            run_at=run_at,
+            max_attempts=max_attempts,
+            timeout=timeout,
+            **kwargs,
+        )
+        return self.submit_many([new])[0]
+
+    def submit_args(
+        self,
+        task: str | None,
+        args: Mapping[str, Any] | None = None,
+        *,
+        name: str | None = None,
+        priority: int | None = None,
+        queue: str | None = None,
+        delay: float | None = None,
+        run_at: datetime | None = None,
+        max_attempts: int | None = None,
+        timeout: float | None = None,
+    ) -> TaskInfo:
+        """Submit one task with its arguments as one dict (see `App.prepare`)."""
+        new = self._app.prepare(
+            task,
+            args,
+            name=name,
+            priority=priority,
+            queue=queue,
+            delay=delay,
+            run_at=run_at,
+            max_attempts=max_attempts,
+            timeout=timeout,
+        )
+        return self.submit_many([new])[0]
+
+    def submit_many(self, items: Iterable[NewTask]) -> builtins.list[TaskInfo]:
+        """Insert prepared tasks in one round trip, all or nothing."""
+        batch = builtins.list(items)
+        return self._run(lambda app: app.submit_many(batch))
+
+    def get(self, task_id: UUID | str) -> TaskInfo | None:
+        """The task with this id, or None."""
+        return self._run(lambda app: app.get(task_id))
+
+    def get_by_name(self, name: str) -> TaskInfo | None:
+        """The active task with this name, else the latest one, else None."""
+        return self._run(lambda app: app.get_by_name(name))
+
+    def list(
+        self,
+        *,
+        status: Status | str | Iterable[Status | str] | None = None,
+        task: str | None = None,
+        queue: str | None = None,
+        name: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> tuple[builtins.list[TaskInfo], str | None]:
+        """A page of tasks, newest first, and the next page's cursor."""
+        return self._run(
+            lambda app: app.list(
+                status=status, task=task, queue=queue, name=name, limit=limit, cursor=cursor
+            )
+        )
+
+    def cancel(self, task_id: UUID | str) -> TaskInfo:
+        """Cancel a task (see `App.cancel`)."""
+        return self._run(lambda app: app.cancel(task_id))
+
+    def retry(self, task_id: UUID | str) -> TaskInfo:
+        """Run a Failed or Cancelled task again."""
+        return self._run(lambda app: app.retry(task_id))
+
+    def counts(self) -> Counts:
+        """Task counts by queue and status."""
+        return self._run(lambda app: app.counts())
+
+    def wait(self, task_id: UUID | str, timeout: float | None = None) -> Any:
+        """Block until the task finishes; its result, or the error `App.wait` raises."""
+        return self._run(lambda app: app.wait(task_id, timeout))
+
+    def close(self) -> None:
+        """Close the facade's store (if it has its own) and stop its thread."""
+        with self._lock:
+            if self.closed:
+                return
+            self.closed = True
+            loop, thread, target = self._loop, self._thread, self._target
+        atexit.unregister(self.close)
+        if loop is None or thread is None:
+            return
+        if thread is threading.current_thread():
+            raise RuntimeError("app.sync cannot be closed from its own thread")
+
+        async def shutdown() -> None:
+            if target is not None and target is not self._app:
+                await target.close()
+            else:
+                self._app._unbind(loop)
+            others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for other in others:
+                other.cancel()
+            await asyncio.gather(*others, return_exceptions=True)
+            await loop.shutdown_asyncgens()
+            await loop.shutdown_default_executor()
+
+        try:
+            asyncio.run_coroutine_threadsafe(shutdown(), loop).result(timeout=10)
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout=10)
+            if not thread.is_alive():
+                loop.close()

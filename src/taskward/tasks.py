@@ -1,0 +1,483 @@
+"""Task functions: what ``@app.task`` returns, with argument schemas and submit options.
+
+A task's arguments travel as JSON, never pickle. They are validated against the function's
+type hints *when the task is submitted*, so a bad call fails in the caller and not hours
+later in a worker. The same pydantic model gives the JSON Schema the HTTP API publishes.
+
+Submit options (``name``, ``priority``, ``queue``, ``delay``, ``run_at``, ``max_attempts``,
+``timeout``) are keyword arguments of `TaskFunction.submit` and win over a task function's
+own parameters of the same name; such parameters are passed in one dict with
+`TaskFunction.submit_args` / `TaskFunction.prepare_args` instead.
+
+``run_at`` must be a timezone-aware datetime: a naive one is refused rather than guessed
+(UTC or local?), because guessing wrong silently shifts a schedule by hours.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+import math
+import typing
+import warnings
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
+from uuid import uuid4
+
+import pydantic
+import pydantic_core
+
+from taskward.errors import ConfigurationError, InvalidArgumentsError
+from taskward.retry import Backoff
+from taskward.stores.base import NewTask
+
+if TYPE_CHECKING:
+    from taskward.app import App
+    from taskward.models import TaskInfo
+
+__all__ = ["TaskFunction", "check_options", "format_validation_error"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+MAX_NAME_LENGTH = 200
+MAX_INT32 = 2**31 - 1
+MIN_PRIORITY = -(2**31)
+MAX_PRIORITY = MAX_INT32
+
+_MODEL_CONFIG = pydantic.ConfigDict(
+    extra="forbid",
+    protected_namespaces=(),
+    # inf/nan become "Infinity"/"NaN" strings (which validate back to floats) instead of
+    # JSON's null, which would silently turn a float argument into a missing value.
+    ser_json_inf_nan="strings",
+)
+
+
+def format_validation_error(error: pydantic.ValidationError) -> str:
+    """One readable line per problem: ``"to: missing required argument; user_id: ..."``.
+
+    Never includes the offending values: they may be secrets.
+    """
+    parts = []
+    for item in error.errors(include_url=False, include_input=False):
+        where = ".".join(str(part) for part in item["loc"]) or "args"
+        if item["type"] == "missing":
+            message = "missing required argument"
+        elif item["type"] == "extra_forbidden":
+            message = "unexpected argument"
+        else:
+            message = item["msg"]
+        parts.append(f"{where}: {message}")
+    return "; ".join(parts)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_label(kind: str, value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidArgumentsError(f"{kind} must be a non-empty string, got {value!r}")
+    if len(value) > MAX_NAME_LENGTH:
+        raise InvalidArgumentsError(f"{kind} must be at most {MAX_NAME_LENGTH} characters")
+    return value
+
+
+def check_options(
+    *,
+    name: object = None,
+    priority: object = 0,
+    queue: object = "default",
+    delay: object = None,
+    run_at: object = None,
+    max_attempts: object = 3,
+    timeout: object = None,
+) -> tuple[float | None, float | None]:
+    """Validate submit options; return ``(delay, run_at)`` as seconds / POSIX time.
+
+    Raises `InvalidArgumentsError` naming the bad option.
+    """
+    if name is not None:
+        _check_label("name", name)
+    _check_label("queue", queue)
+    if not _is_int(priority) or not MIN_PRIORITY <= priority <= MAX_PRIORITY:  # type: ignore[operator]
+        raise InvalidArgumentsError(
+            f"priority must be an integer in [{MIN_PRIORITY}, {MAX_PRIORITY}], got {priority!r}"
+        )
+    if not _is_int(max_attempts) or not 1 <= max_attempts <= MAX_INT32:  # type: ignore[operator]
+        raise InvalidArgumentsError(f"max_attempts must be an integer >= 1, got {max_attempts!r}")
+    if timeout is not None and not (
+        _is_number(timeout) and math.isfinite(timeout) and timeout > 0  # type: ignore[arg-type,operator]
+    ):
+        raise InvalidArgumentsError(f"timeout must be a number > 0 or None, got {timeout!r}")
+    if delay is not None and run_at is not None:
+        raise InvalidArgumentsError("give delay or run_at, not both")
+    delay_s: float | None = None
+    if delay is not None:
+        if not (_is_number(delay) and math.isfinite(delay) and delay >= 0):  # type: ignore[arg-type,operator]
+            raise InvalidArgumentsError(f"delay must be a number of seconds >= 0, got {delay!r}")
+        delay_s = float(delay)  # type: ignore[arg-type]
+    run_at_ts: float | None = None
+    if run_at is not None:
+        if not isinstance(run_at, datetime):
+            raise InvalidArgumentsError(f"run_at must be a datetime, got {run_at!r}")
+        if run_at.tzinfo is None or run_at.utcoffset() is None:
+            raise InvalidArgumentsError(
+                "run_at must be timezone-aware (e.g. datetime.now(UTC) + timedelta(...)); "
+                "a naive datetime is ambiguous"
+            )
+        run_at_ts = run_at.timestamp()
+    return delay_s, run_at_ts
+
+
+class TaskFunction(Generic[P, R]):
+    """A function registered with ``@app.task``. Calling it runs the function directly."""
+
+    def __init__(
+        self,
+        fn: Callable[P, R],
+        *,
+        app: App,
+        name: str | None = None,
+        queue: str = "default",
+        priority: int = 0,
+        max_attempts: int = 3,
+        timeout: float | None = None,
+        retry: Backoff | None = None,
+    ) -> None:
+        if not callable(fn):
+            raise ConfigurationError(f"@app.task needs a function, got {fn!r}")
+        module = getattr(fn, "__module__", None)
+        qualname = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None)
+        if name is None:
+            if qualname is None:
+                raise ConfigurationError(f"give a name= for the task function {fn!r}")
+            name = qualname if module in (None, "__main__") else f"{module}.{qualname}"
+        retry = Backoff() if retry is None else retry
+        if not isinstance(retry, Backoff):
+            raise ConfigurationError(f"retry must be a Backoff, got {retry!r}")
+        try:
+            check_options(
+                name=name,
+                queue=queue,
+                priority=priority,
+                max_attempts=max_attempts,
+                timeout=timeout,
+            )
+        except InvalidArgumentsError as exc:
+            raise ConfigurationError(f"task {name!r}: {exc}") from None
+        # First, so that attributes of ``fn`` copied onto this object cannot shadow ours.
+        functools.update_wrapper(self, fn)
+        self.fn = fn
+        self.app = app
+        self.name: str = name
+        self.queue = queue
+        self.priority = priority
+        self.max_attempts = max_attempts
+        self.timeout = timeout
+        self.retry = retry
+        self.is_async = inspect.iscoroutinefunction(fn)
+        self.signature = inspect.signature(fn)
+        self._fields = self._field_names()
+        self.model = self._build_model()
+        self._schema = self._build_schema()
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run the function here and now, as if it were not a task."""
+        return self.fn(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<TaskFunction {self.name!r} queue={self.queue!r}>"
+
+    # -- the argument model -------------------------------------------------------------
+
+    def _field_names(self) -> dict[str, str]:
+        fields = {}
+        for index, param in enumerate(self.signature.parameters.values()):
+            if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+                star = "*" if param.kind is param.VAR_POSITIONAL else "**"
+                raise ConfigurationError(
+                    f"task {self.name!r}: {star}{param.name} is not allowed: "
+                    "arguments travel as JSON, so every parameter must be named"
+                )
+            if param.kind is param.POSITIONAL_ONLY:
+                raise ConfigurationError(
+                    f"task {self.name!r}: positional-only parameter {param.name!r} is not "
+                    "allowed: arguments travel as JSON and are passed by name"
+                )
+            # Fields get neutral names and carry the parameter's name as their alias, so a
+            # parameter may be called "json", "schema" or "_x" without clashing with pydantic.
+            fields[param.name] = f"arg_{index}"
+        return fields
+
+    def _build_model(self) -> type[pydantic.BaseModel]:
+        try:
+            hints = typing.get_type_hints(self.fn, include_extras=True)
+        except Exception as exc:
+            raise ConfigurationError(
+                f"task {self.name!r}: cannot resolve its type hints: {exc}"
+            ) from exc
+        definitions: dict[str, Any] = {}
+        for param in self.signature.parameters.values():
+            annotation = hints.get(param.name, Any)
+            if param.default is param.empty:
+                field = pydantic.Field(alias=param.name)
+            else:
+                try:
+                    pydantic_core.to_json(param.default)
+                except pydantic_core.PydanticSerializationError:
+                    raise ConfigurationError(
+                        f"task {self.name!r}: the default of {param.name!r} "
+                        f"({type(param.default).__name__}) is not JSON-serialisable"
+                    ) from None
+                field = pydantic.Field(param.default, alias=param.name)
+            definitions[self._fields[param.name]] = (annotation, field)
+        config = pydantic.ConfigDict(**_MODEL_CONFIG, title=self.name)
+        try:
+            model: type[pydantic.BaseModel] = pydantic.create_model(
+                "TaskArgs", __config__=config, **definitions
+            )
+        except pydantic.PydanticSchemaGenerationError as exc:
+            raise ConfigurationError(
+                f"task {self.name!r}: an argument type cannot be read from JSON: {exc}"
+            ) from exc
+        return model
+
+    def _build_schema(self) -> dict[str, Any]:
+        # Built eagerly so that a type with no JSON Schema fails at decoration time.
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                return self.model.model_json_schema(by_alias=True)
+        except Exception as exc:
+            raise ConfigurationError(
+                f"task {self.name!r}: its arguments have no JSON Schema: {exc}"
+            ) from exc
+
+    def args_schema(self) -> dict[str, Any]:
+        """The JSON Schema of the arguments, with their defaults."""
+        return json.loads(json.dumps(self._schema))  # type: ignore[no-any-return]
+
+    def _error(self, detail: str) -> InvalidArgumentsError:
+        return InvalidArgumentsError(f"invalid arguments for task {self.name!r}: {detail}")
+
+    def _validate(self, args: Mapping[str, Any]) -> pydantic.BaseModel:
+        if not isinstance(args, Mapping):
+            raise self._error(f"args must be a mapping of names to values, got {args!r}")
+        try:
+            return self.model.model_validate(dict(args))
+        except pydantic.ValidationError as exc:
+            raise self._error(format_validation_error(exc)) from None
+
+    def _to_json(self, args: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
+        model = self._validate(args)
+        try:
+            text = model.model_dump_json(by_alias=True)
+        except pydantic_core.PydanticSerializationError as exc:
+            raise self._error(f"not JSON-serialisable: {exc}") from None
+        data: dict[str, Any] = json.loads(text)
+        # A value that serialises but does not validate back (a custom type with a lossy
+        # encoder) would fail later in the worker: fail here, in the caller, instead.
+        self.validate_json_args(data)
+        return data, text
+
+    def bind(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """Bind a call's arguments to parameter names; return them validated, as JSON values."""
+        return self._to_json(self._bind(args, kwargs))[0]
+
+    def _bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return self.signature.bind(*args, **kwargs).arguments
+        except TypeError as exc:
+            raise self._error(str(exc)) from None
+
+    def validate_json_args(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        """Validate JSON arguments; return the keyword arguments to call the function with."""
+        model = self._validate(args)
+        return {param: getattr(model, field) for param, field in self._fields.items()}
+
+    def dump_result(self, value: Any) -> str | None:
+        """The JSON text of a result (None stays None); ValueError if it is not JSON-able."""
+        if value is None:
+            return None
+        try:
+            return pydantic_core.to_json(value, inf_nan_mode="strings").decode()
+        except pydantic_core.PydanticSerializationError as exc:
+            raise ValueError(
+                f"the result of task {self.name!r} ({type(value).__name__}) is not "
+                f"JSON-serialisable: {exc}"
+            ) from None
+
+    # -- submitting ---------------------------------------------------------------------
+
+    def prepare_args(
+        self,
+        args: Mapping[str, Any] | None = None,
+        *,
+        name: str | None = None,
+        priority: int | None = None,
+        queue: str | None = None,
+        delay: float | None = None,
+        run_at: datetime | None = None,
+        max_attempts: int | None = None,
+        timeout: float | None = None,
+    ) -> NewTask:
+        """A `NewTask` from arguments given as one dict; options default to the decorator's."""
+        _, text = self._to_json({} if args is None else args)
+        return self._new_task(
+            text,
+            name=name,
+            priority=priority,
+            queue=queue,
+            delay=delay,
+            run_at=run_at,
+            max_attempts=max_attempts,
+            timeout=timeout,
+        )
+
+    def prepare(
+        self,
+        *args: Any,
+        name: str | None = None,
+        priority: int | None = None,
+        queue: str | None = None,
+        delay: float | None = None,
+        run_at: datetime | None = None,
+        max_attempts: int | None = None,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> NewTask:
+        """A `NewTask` from a call's arguments (as `bind`) and submit options."""
+        _, text = self._to_json(self._bind(args, kwargs))
+        return self._new_task(
+            text,
+            name=name,
+            priority=priority,
+            queue=queue,
+            delay=delay,
+            run_at=run_at,
+            max_attempts=max_attempts,
+            timeout=timeout,
+        )
+
+    def _new_task(
+        self,
+        args_text: str,
+        *,
+        name: str | None,
+        priority: int | None,
+        queue: str | None,
+        delay: float | None,
+        run_at: datetime | None,
+        max_attempts: int | None,
+        timeout: float | None,
+    ) -> NewTask:
+        priority = self.priority if priority is None else priority
+        queue = self.queue if queue is None else queue
+        max_attempts = self.max_attempts if max_attempts is None else max_attempts
+        timeout = self.timeout if timeout is None else timeout
+        delay_s, run_at_ts = check_options(
+            name=name,
+            priority=priority,
+            queue=queue,
+            delay=delay,
+            run_at=run_at,
+            max_attempts=max_attempts,
+            timeout=timeout,
+        )
+        return NewTask(
+            id=uuid4(),
+            task=self.name,
+            args=args_text,
+            name=name,
+            priority=priority,
+            queue=queue,
+            max_attempts=max_attempts,
+            timeout=None if timeout is None else float(timeout),
+            delay=delay_s,
+            run_at=run_at_ts,
+        )
+
+    async def submit(
+        self,
+        *args: Any,
+        name: str | None = None,
+        priority: int | None = None,
+        queue: str | None = None,
+        delay: float | None = None,
+        run_at: datetime | None = None,
+        max_attempts: int | None = None,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> TaskInfo:
+        """Validate and store one task; return it as Pending."""
+        new = self.prepare(
+            *args,
+            name=name,
+            priority=priority,
+            queue=queue,
+            delay=delay,
+            run_at=run_at,
+            max_attempts=max_attempts,
+            timeout=timeout,
+            **kwargs,
+        )
+        return (await self.app.submit_many([new]))[0]
+
+    async def submit_args(
+        self,
+        args: Mapping[str, Any] | None = None,
+        *,
+        name: str | None = None,
+        priority: int | None = None,
+        queue: str | None = None,
+        delay: float | None = None,
+        run_at: datetime | None = None,
+        max_attempts: int | None = None,
+        timeout: float | None = None,
+    ) -> TaskInfo:
+        """`submit` with the arguments as one dict (for parameters named like an option)."""
+        new = self.prepare_args(
+            args,
+            name=name,
+            priority=priority,
+            queue=queue,
+            delay=delay,
+            run_at=run_at,
+            max_attempts=max_attempts,
+            timeout=timeout,
+        )
+        return (await self.app.submit_many([new]))[0]
+
+    def submit_sync(
+        self,
+        *args: Any,
+        name: str | None = None,
+        priority: int | None = None,
+        queue: str | None = None,
+        delay: float | None = None,
+        run_at: datetime | None = None,
+        max_attempts: int | None = None,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> TaskInfo:
+        """`submit` for code without an event loop (Flask, Django, scripts)."""
+        new = self.prepare(
+            *args,
+            name=name,
+            priority=priority,
+            queue=queue,
+            delay=delay,
+            run_at=run_at,
+            max_attempts=max_attempts,
+            timeout=timeout,
+            **kwargs,
+        )
+        return self.app.sync.submit_many([new])[0]
