@@ -15,7 +15,8 @@ import gc
 import json
 import time
 import tracemalloc
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 from taskward import TaskManager
 
@@ -63,7 +64,7 @@ async def manager_bounded(n: int, concurrency: int = 100) -> None:
         await tm.join()
 
 
-def timed(fn: Callable[[int], Awaitable[None]], n: int, repeat: int) -> float:
+def timed(fn: Callable[[int], Coroutine[Any, Any, None]], n: int, repeat: int) -> float:
     """Best wall time of ``repeat`` runs, each in a fresh event loop."""
     best = float("inf")
     for _ in range(repeat):

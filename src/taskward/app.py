@@ -365,6 +365,10 @@ class App:
                 self._opening = None
         return store
 
+    async def connect(self) -> Store:
+        """The app's store, opened on the running event loop (for workers and tools)."""
+        return await self._ready()
+
     @_on_home_loop
     async def open(self) -> None:
         """Open the store (idempotent; every operation does it when needed)."""

@@ -126,3 +126,32 @@ class TaskInfo:
     def is_finished(self) -> bool:
         """True once the task is Completed, Failed or Cancelled."""
         return self.status in FINISHED
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict: the shape the HTTP API and ``--json`` of the CLI show."""
+
+        def when(value: datetime | None) -> str | None:
+            return None if value is None else value.isoformat()
+
+        progress = self.progress
+        return {
+            "id": None if self.id is None else str(self.id),
+            "name": self.name,
+            "task": self.task,
+            "args": None if self.args is None else dict(self.args),
+            "priority": self.priority,
+            "queue": self.queue,
+            "status": self.status.value,
+            "error": self.error,
+            "traceback": self.traceback,
+            "result": self.result,
+            "progress": None
+            if progress is None
+            else {"done": progress.done, "total": progress.total, "message": progress.message},
+            "attempts": self.attempts,
+            "max_attempts": self.max_attempts,
+            "created_at": when(self.created_at),
+            "run_at": when(self.run_at),
+            "started_at": when(self.started_at),
+            "finished_at": when(self.finished_at),
+        }

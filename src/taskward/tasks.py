@@ -154,12 +154,13 @@ class TaskFunction(Generic[P, R]):
     ) -> None:
         if not callable(fn):
             raise ConfigurationError(f"@app.task needs a function, got {fn!r}")
-        module = getattr(fn, "__module__", None)
+        # The default name is the function's own (short to type in the CLI and the API);
+        # two functions of one name in one app are refused at registration: give name=.
         qualname = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None)
         if name is None:
             if qualname is None:
                 raise ConfigurationError(f"give a name= for the task function {fn!r}")
-            name = qualname if module in (None, "__main__") else f"{module}.{qualname}"
+            name = qualname
         retry = Backoff() if retry is None else retry
         if not isinstance(retry, Backoff):
             raise ConfigurationError(f"retry must be a Backoff, got {retry!r}")

@@ -11,6 +11,7 @@ def send(to: str) -> None: ...
 
 info = await send.submit("a@b.c", delay=60)   # due in a minute of *fake* time
 clock.advance(60)                             # and now it is due
+await drain(app)                              # runs it here, as a worker would
 ```
 
 The memory store is the same one the contract suite checks against SQLite and PostgreSQL,
@@ -19,14 +20,16 @@ so what passes here behaves the same on a real store.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections.abc import Callable
 
 from taskward.app import App
 from taskward.stores.memory import MemoryStore
+from taskward.worker import Worker
 
-__all__ = ["FakeClock", "MemoryStore", "memory_app"]
+__all__ = ["FakeClock", "MemoryStore", "drain", "memory_app"]
 
 
 class FakeClock:
@@ -66,5 +69,12 @@ def memory_app(clock: Callable[[], float] | None = None, *, default_task: str | 
     return App(MemoryStore(clock=clock or time.time), default_task=default_task)
 
 
-# Running tasks in-process (draining the store through the worker) belongs here too; it is
-# added alongside the worker so that it runs tasks exactly as a worker does.
+async def drain(app: App, *, concurrency: int = 10, timeout: float = 30.0) -> None:
+    """Run every task of ``app`` that is due, in this process, through a real `Worker`.
+
+    Returns once no task is due and none is running (retries that wait for their backoff
+    delay are left Pending: advance a `FakeClock` and drain again). Raises `TimeoutError`
+    after ``timeout`` seconds.
+    """
+    worker = Worker(app, concurrency=concurrency, pruning=None, poll_interval=0.01)
+    await asyncio.wait_for(worker.run(until_idle=True), timeout)

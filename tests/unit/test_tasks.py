@@ -36,7 +36,7 @@ def test_a_sync_function_keeps_working_when_called(app: App) -> None:
 
     assert isinstance(add, TaskFunction)
     assert add(1) == 3
-    assert add.name == f"{__name__}.test_a_sync_function_keeps_working_when_called.<locals>.add"
+    assert add.name == "test_a_sync_function_keeps_working_when_called.<locals>.add"
     assert not add.is_async
     assert (add.queue, add.priority, add.max_attempts, add.timeout) == ("default", 0, 3, None)
     assert add.retry == Backoff()

@@ -14,6 +14,7 @@ so a corrupt row fails its task with a clear error instead of crashing a worker.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
@@ -218,7 +219,7 @@ class Store(Protocol):
         """How many tasks there are by queue and status."""
         ...
 
-    async def rescue(self) -> list[TaskRecord]:
+    async def rescue(self) -> builtins.list[TaskRecord]:
         """Handle Running tasks whose lease expired (their worker died or stalled).
 
         Each goes back to Pending (the next claim counts a new attempt), or to Failed with

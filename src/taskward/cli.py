@@ -1,0 +1,449 @@
+"""The ``taskward`` command: a thin layer over `App` and `Worker`.
+
+Exit codes: 0 success; 1 the operation failed (unknown id, refused, task Failed, cancel of a
+task that had already ended); 2 bad usage or input (bad JSON, unknown task, invalid arguments,
+malformed id, no app where one is needed); 3 the task was Cancelled; 4 a wait timed out.
+``--json`` prints machine-readable output on every command; errors always go to stderr.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import logging
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from typing import NoReturn, TypeVar
+from uuid import UUID
+
+import click
+
+from taskward.app import App
+from taskward.errors import (
+    ConfigurationError,
+    InvalidArgumentsError,
+    TaskwardError,
+    UnknownTaskError,
+)
+from taskward.models import FINISHED, Status, TaskInfo
+
+T = TypeVar("T")
+
+EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED, EXIT_TIMEOUT = 1, 2, 3, 4
+
+
+def load_app(spec: str) -> App:
+    """Import ``module:attribute`` (the attribute defaults to ``app``) and return the App."""
+    module_name, _, attr = spec.partition(":")
+    if not module_name:
+        raise click.UsageError(f"--app must look like 'module:app', not {spec!r}")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # like uvicorn: apps in the current folder import
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise click.UsageError(f"cannot import {module_name!r}: {exc}") from exc
+    attr = attr or "app"
+    if not hasattr(module, attr):
+        raise click.UsageError(f"module {module_name!r} has no attribute {attr!r} (from {spec!r})")
+    app = getattr(module, attr)
+    if not isinstance(app, App):
+        raise click.UsageError(f"{spec!r} is not a taskward App (found {type(app).__name__})")
+    return app
+
+
+def _fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(code)
+
+
+def _run(app: App, work: Callable[[], Awaitable[T]]) -> T:
+    """Run ``work`` with the app open, turning taskward errors into messages and exit codes."""
+
+    async def main() -> T:
+        try:
+            return await work()
+        finally:
+            await app.close()
+
+    try:
+        return asyncio.run(main())
+    except (InvalidArgumentsError, ConfigurationError) as exc:
+        _fail(str(exc), EXIT_USAGE)
+    except TaskwardError as exc:  # unknown id, active name, not retryable, store down
+        _fail(str(exc), EXIT_FAILED)
+
+
+def _task_id(value: str) -> UUID:
+    try:
+        return UUID(value)
+    except ValueError:
+        _fail(f"{value!r} is not a task id (a UUID)", EXIT_USAGE)
+
+
+def _show(info: TaskInfo, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(info.to_json()))
+        return
+    data = info.to_json()
+    progress = info.progress
+    data["progress"] = (
+        None
+        if progress is None
+        else f"{progress.done:g}"
+        + (f"/{progress.total:g}" if progress.total is not None else "")
+        + (f" {progress.message}" if progress.message else "")
+    )
+    data["args"] = json.dumps(data["args"]) if data["args"] is not None else None
+    data["result"] = json.dumps(data["result"]) if info.result is not None else None
+    width = max(len(k) for k in data)
+    for key, value in data.items():
+        if value is None or key == "traceback":
+            continue
+        click.echo(f"{key:<{width}}  {value}")
+    if info.traceback:
+        click.echo("traceback:\n" + info.traceback.rstrip())
+
+
+class _Ctx:
+    def __init__(self, db: str | None, app_spec: str | None) -> None:
+        self.db = db
+        self.app_spec = app_spec
+
+    def app(self, need_tasks: bool = False) -> App:
+        if self.app_spec:
+            app = load_app(self.app_spec)
+            if self.db:
+                app = _with_store(app, self.db)
+            return app
+        if need_tasks:
+            raise click.UsageError(
+                "this command needs the app: give --app module:app or set TASKWARD_APP"
+            )
+        return App(self.db)
+
+
+def _with_store(app: App, db: str) -> App:
+    twin = App(db, default_task=app.default_task)
+    for fn in app.tasks.values():
+        twin._tasks[fn.name] = fn
+    return twin
+
+
+pass_ctx = click.make_pass_decorator(_Ctx)
+json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+
+
+@click.group()
+@click.option("--db", envvar="TASKWARD_DB", help="Store URL (default: sqlite:///taskward.db).")
+@click.option(
+    "--app",
+    "app_spec",
+    envvar="TASKWARD_APP",
+    help="The App as module:attribute (needed to submit and to run workers).",
+)
+@click.option("-v", "--verbose", count=True, help="More logging (-vv for debug).")
+@click.version_option(package_name="taskward")
+@click.pass_context
+def main(ctx: click.Context, db: str | None, app_spec: str | None, verbose: int) -> None:
+    """taskward: background tasks, durable on SQLite or PostgreSQL."""
+    level = logging.WARNING - 10 * min(verbose, 2)  # -v: INFO, -vv: DEBUG
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    ctx.obj = _Ctx(db, app_spec)
+
+
+@main.command()
+@click.argument("app_spec", required=False)
+@click.option("--queues", help="Comma-separated queues to serve (default: all).")
+@click.option("--concurrency", type=click.IntRange(1, 10_000), default=10, show_default=True)
+@click.option("--grace", type=click.FloatRange(0), default=15.0, show_default=True)
+@click.option(
+    "--lease",
+    type=click.FloatRange(0.1),
+    default=None,
+    help="Lease seconds (default: TASKWARD_LEASE, else 30); heartbeats every third of it.",
+)
+@pass_ctx
+def worker(
+    obj: _Ctx,
+    app_spec: str | None,
+    queues: str | None,
+    concurrency: int,
+    grace: float,
+    lease: float | None,
+) -> None:
+    """Run a worker for APP_SPEC (module:app) until SIGTERM/SIGINT."""
+    from taskward.signals import on_stop_signals
+    from taskward.worker import Worker
+
+    if app_spec:
+        obj.app_spec = app_spec
+    app = obj.app(need_tasks=True)
+    queue_list = [q.strip() for q in queues.split(",") if q.strip()] if queues else None
+    try:
+        w = Worker(app, queues=queue_list, concurrency=concurrency, grace=grace, lease=lease)
+    except ValueError as exc:  # e.g. TASKWARD_LEASE is not a positive number
+        _fail(f"bad worker setting: {exc} (check TASKWARD_LEASE)", EXIT_USAGE)
+
+    async def run() -> None:
+        with on_stop_signals(w.stop):
+            await w.run()
+
+    _run(app, run)
+
+
+@main.command()
+@click.argument("task")
+@click.option("--args", "args_json", default="{}", help="Arguments as a JSON object.")
+@click.option("--name", help="A unique name among active tasks.")
+@click.option("--priority", type=int, help="Lower runs first.")
+@click.option("--queue", help="Queue to submit to.")
+@click.option("--delay", type=float, help="Seconds to wait before it may run.")
+@click.option("--max-attempts", type=int)
+@click.option("--timeout", type=float, help="Seconds one attempt may take.")
+@json_option
+@pass_ctx
+def submit(
+    obj: _Ctx,
+    task: str,
+    args_json: str,
+    name: str | None,
+    priority: int | None,
+    queue: str | None,
+    delay: float | None,
+    max_attempts: int | None,
+    timeout: float | None,
+    as_json: bool,
+) -> None:
+    """Submit TASK with --args; prints the new task's id."""
+    try:
+        args = json.loads(args_json)
+    except json.JSONDecodeError as exc:
+        _fail(f"--args is not valid JSON: {exc}", EXIT_USAGE)
+    if not isinstance(args, dict):
+        _fail("--args must be a JSON object of named arguments", EXIT_USAGE)
+    app = obj.app(need_tasks=True)
+    try:
+        new = app.prepare(
+            task,
+            args,
+            name=name,
+            priority=priority,
+            queue=queue,
+            delay=delay,
+            max_attempts=max_attempts,
+            timeout=timeout,
+        )
+    except (UnknownTaskError, InvalidArgumentsError, ConfigurationError) as exc:
+        _fail(str(exc), EXIT_USAGE)
+
+    async def go() -> TaskInfo:
+        return (await app.submit_many([new]))[0]
+
+    info = _run(app, go)
+    click.echo(json.dumps(info.to_json()) if as_json else str(info.id))
+
+
+@main.command()
+@click.argument("task_id")
+@json_option
+@pass_ctx
+def status(obj: _Ctx, task_id: str, as_json: bool) -> None:
+    """Show one task."""
+    app = obj.app()
+    tid = _task_id(task_id)
+    info = _run(app, lambda: app.get(tid))
+    if info is None:
+        _fail(f"no task with id {task_id}")
+    _show(info, as_json)
+
+
+@main.command(name="list")
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    type=click.Choice([s.value for s in Status], case_sensitive=False),
+    help="Only tasks in this status (repeat for several).",
+)
+@click.option("--task")
+@click.option("--queue")
+@click.option("--name")
+@click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
+@click.option("--cursor", help="From the previous page's output.")
+@json_option
+@pass_ctx
+def list_(
+    obj: _Ctx,
+    statuses: tuple[str, ...],
+    task: str | None,
+    queue: str | None,
+    name: str | None,
+    limit: int,
+    cursor: str | None,
+    as_json: bool,
+) -> None:
+    """List tasks, newest first."""
+    app = obj.app()
+    items, next_cursor = _run(
+        app,
+        lambda: app.list(
+            status=list(statuses) or None,
+            task=task,
+            queue=queue,
+            name=name,
+            limit=limit,
+            cursor=cursor,
+        ),
+    )
+    if as_json:
+        click.echo(json.dumps({"items": [i.to_json() for i in items], "cursor": next_cursor}))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("id", "name", "task", "queue", "prio", "status", "attempts", "created")
+    for i in items:
+        table.add_row(
+            str(i.id),
+            i.name or "",
+            i.task or "",
+            i.queue or "",
+            str(i.priority),
+            i.status.value,
+            f"{i.attempts}/{i.max_attempts}",
+            i.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+        )
+    # Piped output keeps whole ids and names instead of folding them to 80 columns.
+    Console(width=None if sys.stdout.isatty() else 200).print(table)
+    if next_cursor:
+        click.echo(f"more: --cursor {next_cursor}")
+
+
+@main.command()
+@click.argument("task_id")
+@json_option
+@pass_ctx
+def cancel(obj: _Ctx, task_id: str, as_json: bool) -> None:
+    """Cancel a task: Pending at once, Running within about a second."""
+    app = obj.app()
+    tid = _task_id(task_id)
+
+    async def go() -> tuple[TaskInfo, bool]:
+        # A finished task is left as it is; asking first tells "already Cancelled" apart
+        # from "Cancelled by this request", which the store's answer alone cannot.
+        before = await app.get(tid)
+        if before is None:
+            raise UnknownTaskError(f"no task with id {tid}")
+        if before.is_finished:
+            return before, False
+        after = await app.cancel(tid)
+        return after, not after.is_finished or after.status is Status.CANCELLED
+
+    info, acted = _run(app, go)
+    _show(info, as_json)
+    if not acted:
+        _fail(f"task {tid} had already ended ({info.status.value}); nothing to cancel")
+    if info.status is Status.RUNNING:
+        click.echo("cancel requested: its worker stops it within about a second", err=True)
+
+
+@main.command()
+@click.argument("task_id")
+@json_option
+@pass_ctx
+def retry(obj: _Ctx, task_id: str, as_json: bool) -> None:
+    """Run a Failed or Cancelled task again."""
+    app = obj.app()
+    tid = _task_id(task_id)
+    info = _run(app, lambda: app.retry(tid))
+    _show(info, as_json)
+
+
+@main.command()
+@click.argument("task_id")
+@click.option("--timeout", type=click.FloatRange(0), help="Give up after this many seconds.")
+@json_option
+@pass_ctx
+def wait(obj: _Ctx, task_id: str, timeout: float | None, as_json: bool) -> None:
+    """Wait for a task to finish, with a live progress bar; exit code tells how it ended."""
+    app = obj.app()
+    tid = _task_id(task_id)
+    info = _run(app, lambda: _follow(app, tid, timeout, show_bar=not as_json))
+    if as_json:
+        click.echo(json.dumps(info.to_json()))
+    elif info.status is Status.COMPLETED:
+        click.echo(json.dumps(info.result))
+    elif info.status in FINISHED:
+        click.echo(f"{info.status.value}" + (f": {info.error}" if info.error else ""), err=True)
+    else:
+        waited = f"{timeout or 0:g} s"
+        click.echo(f"timed out after {waited}: task {tid} is still {info.status}", err=True)
+    if info.status is Status.FAILED:
+        sys.exit(EXIT_FAILED)
+    if info.status is Status.CANCELLED:
+        sys.exit(EXIT_CANCELLED)
+    if info.status not in FINISHED:
+        sys.exit(EXIT_TIMEOUT)
+
+
+async def _follow(app: App, task_id: UUID, timeout: float | None, show_bar: bool) -> TaskInfo:
+    """Poll the task until it finishes or ``timeout`` passes, drawing its progress."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    loop = asyncio.get_running_loop()
+    deadline = None if timeout is None else loop.time() + timeout
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[detail]}"),
+        TimeElapsedColumn(),
+        # Not on a pipe or a log file: there a bar is only noise (blank lines).
+        disable=not show_bar or not console.is_terminal,
+        transient=True,
+        console=console,
+    ) as bar:
+        row = bar.add_task("waiting", total=None, detail="")
+        while True:
+            info = await app.get(task_id)
+            if info is None:
+                raise UnknownTaskError(f"no task with id {task_id}")
+            p = info.progress
+            bar.update(
+                row,
+                description=info.status.value,
+                total=p.total if p is not None else None,
+                completed=p.done if p is not None else 0,
+                detail=(p.message or "") if p is not None else "",
+            )
+            if info.status in FINISHED:
+                return info
+            if deadline is not None and loop.time() >= deadline:
+                return info
+            await asyncio.sleep(0.1)
+
+
+@main.command()
+@click.option("--completed", type=click.FloatRange(0), default=86_400.0, show_default=True)
+@click.option("--failed", type=click.FloatRange(0), default=7 * 86_400.0, show_default=True)
+@click.option("--cancelled", type=click.FloatRange(0), default=7 * 86_400.0, show_default=True)
+@json_option
+@pass_ctx
+def prune(obj: _Ctx, completed: float, failed: float, cancelled: float, as_json: bool) -> None:
+    """Delete finished tasks older than the given ages (seconds)."""
+    app = obj.app()
+    ages = {Status.COMPLETED: completed, Status.FAILED: failed, Status.CANCELLED: cancelled}
+
+    async def go() -> int:
+        store = await app.connect()
+        total = 0
+        while (n := await store.prune(ages, 1000)) > 0:
+            total += n
+        return total
+
+    total = _run(app, go)
+    click.echo(json.dumps({"pruned": total}) if as_json else f"pruned {total} finished tasks")

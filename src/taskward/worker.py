@@ -1,0 +1,523 @@
+"""The worker: claim -> run -> heartbeat -> finish, with timeouts, retries, cancel watch,
+rescue of lost leases, pruning, and a graceful stop.
+
+One loop claims only as many tasks as it has free slots and hands each to a `TaskManager`.
+Around it, three small loops: heartbeats renew the leases; a watch delivers cancel requests
+(and flushes progress); maintenance rescues tasks whose worker died and prunes old ones.
+Every write of an outcome is fenced by the lease token, so a worker that lost its lease
+cannot overwrite a task that another worker has taken over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import json
+import logging
+import os
+import socket
+import traceback
+import uuid
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+from uuid import UUID
+
+from taskward.errors import LeaseLostError, TaskwardError, UnknownTaskError
+from taskward.manager import Retention, TaskManager
+from taskward.models import Progress, Status
+from taskward.stores.base import Store, TaskRecord
+
+if TYPE_CHECKING:
+    from taskward.app import App
+
+__all__ = ["Pruning", "Worker"]
+
+logger = logging.getLogger("taskward.worker")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Pruning:
+    """How long finished tasks are kept (seconds; None keeps them), pruned in small batches."""
+
+    completed: float | None = 86_400.0
+    failed: float | None = 7 * 86_400.0
+    cancelled: float | None = 7 * 86_400.0
+    batch: int = 500
+    every: float = 60.0
+
+    def ages(self) -> dict[Status, float]:
+        """The store's ``prune`` argument."""
+        ages = {
+            Status.COMPLETED: self.completed,
+            Status.FAILED: self.failed,
+            Status.CANCELLED: self.cancelled,
+        }
+        return {status: age for status, age in ages.items() if age is not None}
+
+
+class _Run:
+    """A claimed task this worker is running."""
+
+    __slots__ = ("cancel", "done", "progress", "record")
+
+    def __init__(self, record: TaskRecord) -> None:
+        self.record = record
+        self.cancel: str | None = None  # why we cancel it: "cancel", "lost", "stop"
+        self.progress: Progress | None = None  # as last written to the store
+        self.done = asyncio.Event()
+
+
+class Worker:
+    """Runs the tasks of one `App` from its store until stopped."""
+
+    store: Store  # the app's store, once `run` has opened it
+
+    def __init__(
+        self,
+        app: App,
+        *,
+        queues: list[str] | None = None,
+        concurrency: int = 10,
+        lease: float | None = None,
+        grace: float = 15.0,
+        poll_interval: float = 0.5,
+        cancel_poll: float = 0.25,
+        pruning: Pruning | None = Pruning(),
+        worker_id: str | None = None,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be >= 1, not {concurrency}")
+        lease = float(os.environ.get("TASKWARD_LEASE", "30")) if lease is None else lease
+        if not lease > 0:
+            raise ValueError(f"lease must be > 0 seconds, not {lease}")
+        if grace < 0:
+            raise ValueError(f"grace must be >= 0 seconds, not {grace}")
+        self.app = app
+        self.queues = queues or None
+        self.concurrency = concurrency
+        self.lease = lease
+        self.heartbeat_every = lease / 3
+        self.grace = grace
+        self.poll_interval = poll_interval
+        self.cancel_poll = cancel_poll
+        self.pruning = pruning
+        self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._runs: dict[UUID, _Run] = {}
+        self._slot_freed = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._stop_now = False
+        self._manager: TaskManager | None = None
+        self._background: set[asyncio.Task[None]] = set()
+
+    # ----------------------------------------------------------------- control
+
+    def stop(self) -> None:
+        """Ask for a graceful stop; asking again stops at once (running tasks are released)."""
+        if self._stopping.is_set():
+            self._stop_now = True
+            logger.warning("worker %s: second stop request, releasing running tasks now", self.id)
+        self._stopping.set()
+        self._slot_freed.set()
+
+    @property
+    def running(self) -> int:
+        """Tasks this worker is running now."""
+        return len(self._runs)
+
+    async def run(self, *, until_idle: bool = False) -> None:
+        """Claim and run tasks until `stop` (or, with ``until_idle``, until none is due)."""
+        store = self.store = await self.app.connect()
+        logger.info(
+            "worker %s: serving %s with %d slots on %s",
+            self.id,
+            ",".join(self.queues) if self.queues else "all queues",
+            self.concurrency,
+            store.url,
+        )
+        manager = self._manager = TaskManager(
+            concurrency=self.concurrency, retain=Retention(max_finished=0)
+        )
+        helpers = [
+            asyncio.create_task(self._heartbeats(), name="taskward-heartbeats"),
+            asyncio.create_task(self._watch(), name="taskward-cancel-watch"),
+            asyncio.create_task(self._maintenance(), name="taskward-maintenance"),
+        ]
+        try:
+            await self._claim_loop(until_idle)
+            await self._drain()
+        finally:
+            for helper in helpers:
+                helper.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
+            await manager.shutdown(grace=1.0)
+            logger.info("worker %s: stopped", self.id)
+
+    async def _claim_loop(self, until_idle: bool) -> None:
+        store = self.store
+        failures = 0
+        while not self._stopping.is_set():
+            free = self.concurrency - len(self._runs)
+            if free <= 0:
+                self._slot_freed.clear()
+                await self._slot_freed.wait()
+                continue
+            try:
+                claimed = await store.claim(self.id, self.queues, free, self.lease)
+                failures = 0
+            except Exception as exc:
+                failures += 1
+                await self._backoff("claim", exc, failures)
+                continue
+            for record in claimed:
+                self._start(record)
+            if len(claimed) == free:
+                continue  # maybe more are due: claim again once a slot frees
+            if until_idle and not claimed:
+                if not self._runs:
+                    return
+                self._slot_freed.clear()
+                await self._slot_freed.wait()
+                continue
+            await self._wait_for_work()
+
+    async def _wait_for_work(self) -> None:
+        """Sleep until the store signals a change, a slot frees, a stop, or the poll interval."""
+        self._slot_freed.clear()
+        change = asyncio.ensure_future(self.store.wait_for_change(self.poll_interval))
+        freed = asyncio.ensure_future(self._slot_freed.wait())
+        try:
+            await asyncio.wait({change, freed}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in (change, freed):
+                waiter.cancel()
+            await asyncio.gather(change, freed, return_exceptions=True)
+
+    async def _drain(self) -> None:
+        """Graceful stop: no more claims; let runs finish within the grace, release the rest."""
+        if not self._runs:
+            return
+        if not self._stop_now:
+            logger.info(
+                "worker %s: stopping, waiting up to %.1fs for %d running tasks",
+                self.id,
+                self.grace,
+                len(self._runs),
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._all_done(stop_now_breaks=True), self.grace)
+        if self._runs:
+            logger.warning("worker %s: releasing %d tasks still running", self.id, len(self._runs))
+            await self._cancel_runs(list(self._runs.values()), "stop")
+
+    async def _all_done(self, stop_now_breaks: bool) -> None:
+        while self._runs and not (stop_now_breaks and self._stop_now):
+            self._slot_freed.clear()
+            await self._slot_freed.wait()
+
+    # ----------------------------------------------------------------- one task
+
+    def _start(self, record: TaskRecord) -> None:
+        run = _Run(record)
+        self._runs[record.id] = run
+        assert self._manager is not None
+        self._manager.submit_nowait(str(record.id), self._execute, run)
+
+    async def _execute(self, run: _Run) -> None:
+        record = run.record
+        try:
+            outcome = await self._call(run)
+            await self._record_outcome(run, outcome)
+        finally:
+            self._runs.pop(record.id, None)  # gone already if it was abandoned
+            run.done.set()
+            self._slot_freed.set()
+
+    async def _call(self, run: _Run) -> _Outcome:
+        """Run the task function; return what happened, never raise (but a stop)."""
+        record = run.record
+        try:
+            fn = self.app.get_task(record.task)
+        except UnknownTaskError:
+            return _Outcome.fatal(
+                f"unknown task {record.task!r}: no task function of that name is registered "
+                "in this worker's app"
+            )
+        try:
+            args = json.loads(record.args)
+            if not isinstance(args, dict):
+                raise TypeError(f"arguments must be a JSON object, not {type(args).__name__}")
+            kwargs = fn.validate_json_args(args)
+        except (ValueError, TypeError) as exc:
+            return _Outcome.fatal(f"the stored arguments cannot be used: {exc}")
+        try:
+            async with asyncio.timeout(record.timeout):
+                if fn.is_async:
+                    result = await fn.fn(**kwargs)
+                else:
+                    result = await asyncio.to_thread(fn.fn, **kwargs)
+        except asyncio.CancelledError:
+            if run.cancel is None:
+                raise  # not ours: let it stop the worker
+            return _Outcome(Status.CANCELLED, error=f"cancelled ({run.cancel})")
+        except TimeoutError as exc:
+            if run.cancel is not None:
+                return _Outcome(Status.CANCELLED, error=f"cancelled ({run.cancel})")
+            return _Outcome.failure(exc, f"timed out after {record.timeout}s")
+        except Exception as exc:
+            if run.cancel is not None:
+                return _Outcome(Status.CANCELLED, error=f"cancelled ({run.cancel})")
+            return _Outcome.failure(exc)
+        if run.cancel is not None:
+            # It swallowed our cancellation and returned: a cancel asked for stays a cancel
+            # (as in TaskManager), rather than turning into Completed.
+            return _Outcome(Status.CANCELLED, error=f"cancelled ({run.cancel})")
+        try:
+            return _Outcome(Status.COMPLETED, result=fn.dump_result(result))
+        except (ValueError, TypeError, TaskwardError) as exc:
+            return _Outcome.fatal(f"the result cannot be stored as JSON: {exc}")
+
+    async def _record_outcome(self, run: _Run, outcome: _Outcome) -> None:
+        """Write the outcome, fenced by the lease: retry, release, cancel, fail or complete."""
+        record = run.record
+        store = self.store
+        token = record.lease_token
+        assert token is not None
+        if run.cancel == "lost":
+            return  # another worker owns it now; anything we wrote would be refused anyway
+        await self._store_call(lambda: self._write_progress(run))
+        write: Callable[[], Awaitable[bool]]
+        if run.cancel == "stop":
+            logger.info("task %s (%s) released for another worker", record.id, record.task)
+
+            def write() -> Awaitable[bool]:
+                return store.requeue(record.id, token, refund_attempt=True)
+
+        elif (
+            outcome.status is Status.FAILED
+            and outcome.retry
+            and (record.attempts < record.max_attempts)
+        ):
+            fn = self.app.get_task(record.task)
+            delay = fn.retry.next_delay(record.attempts)
+            logger.warning(
+                "task %s (%s) attempt %d/%d failed: %s; retrying in %.1fs",
+                record.id,
+                record.task,
+                record.attempts,
+                record.max_attempts,
+                outcome.error,
+                delay,
+            )
+
+            def write() -> Awaitable[bool]:
+                return store.requeue(
+                    record.id,
+                    token,
+                    delay=delay,
+                    error=outcome.error,
+                    traceback=outcome.traceback,
+                )
+
+        else:
+            if outcome.status is Status.FAILED:
+                logger.error(
+                    "task %s (%s) failed for good after %d attempts: %s",
+                    record.id,
+                    record.task,
+                    record.attempts,
+                    outcome.error,
+                )
+
+            def write() -> Awaitable[bool]:
+                return store.finish(
+                    record.id,
+                    token,
+                    outcome.status,
+                    result=outcome.result,
+                    error=outcome.error,
+                    traceback=outcome.traceback,
+                )
+
+        written = await self._store_call(write)
+        if written is False:
+            logger.warning(
+                "task %s (%s): lease lost before its outcome (%s) was written; "
+                "the outcome is discarded",
+                record.id,
+                record.task,
+                outcome.status,
+            )
+
+    async def _store_call(self, call: Callable[[], Awaitable[T]]) -> T | None:
+        """Retry a store write through outages, with backoff, while this worker has time."""
+        failures = 0
+        while True:
+            try:
+                return await call()
+            except LeaseLostError:
+                return None
+            except Exception as exc:
+                failures += 1
+                if self._stop_now and failures > 3:
+                    logger.error("giving up a store write at stop: %s", exc)
+                    return None
+                await self._backoff("write", exc, failures)
+
+    async def _backoff(self, what: str, exc: BaseException, failures: int) -> None:
+        delay = min(0.05 * 2 ** min(failures, 10), 5.0)
+        log = logger.warning if failures < 5 else logger.error
+        log("worker %s: store %s failed (%s); retrying in %.2fs", self.id, what, exc, delay)
+        await asyncio.sleep(delay)
+
+    async def _cancel_runs(self, runs: list[_Run], reason: str) -> None:
+        manager = self._manager
+        assert manager is not None
+        for run in runs:
+            run.cancel = run.cancel or reason
+        results = await asyncio.gather(
+            *(manager.cancel(str(run.record.id), grace=5.0) for run in runs),
+            return_exceptions=True,
+        )
+        for run, info in zip(runs, results, strict=True):
+            if run.done.is_set() or isinstance(info, BaseException):
+                continue
+            # The run ignored cancellation and was abandoned: write its end ourselves.
+            record = run.record
+            token = record.lease_token or ""
+            self._runs.pop(record.id, None)
+            self._slot_freed.set()
+            await self._store_call(functools.partial(self._write_abandoned, record, token, reason))
+
+    async def _write_abandoned(self, record: TaskRecord, token: str, reason: str) -> bool:
+        if reason == "stop":
+            return await self.store.requeue(record.id, token, refund_attempt=True)
+        if reason == "cancel":
+            return await self.store.finish(
+                record.id, token, Status.CANCELLED, error="cancelled; it ignored cancellation"
+            )
+        return False
+
+    # ----------------------------------------------------------------- helper loops
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _heartbeats(self) -> None:
+        store = self.store
+        failures = 0
+        while True:
+            await asyncio.sleep(self.heartbeat_every)
+            leases = [
+                (run.record.id, run.record.lease_token or "")
+                for run in self._runs.values()
+                if run.cancel != "lost"
+            ]
+            if not leases:
+                continue
+            try:
+                lost = await store.heartbeat(self.id, leases, self.lease)
+                failures = 0
+            except Exception as exc:
+                failures += 1
+                logger.warning("worker %s: heartbeat failed (%s)", self.id, exc)
+                continue
+            lost_runs = [self._runs[i] for i in lost if i in self._runs]
+            for run in lost_runs:
+                logger.warning(
+                    "task %s (%s): lease lost to another worker; stopping this run",
+                    run.record.id,
+                    run.record.task,
+                )
+            if lost_runs:
+                self._spawn(self._cancel_runs(lost_runs, "lost"))
+
+    async def _watch(self) -> None:
+        """Deliver cancel requests to running tasks and write pending progress."""
+        store = self.store
+        while True:
+            await asyncio.sleep(self.cancel_poll)
+            runs = [run for run in self._runs.values() if run.cancel is None]
+            if not runs:
+                continue
+            try:
+                wanted = await store.cancel_requested([run.record.id for run in runs])
+                for run in runs:
+                    if not run.done.is_set():
+                        await self._write_progress(run)
+            except Exception as exc:
+                logger.warning("worker %s: cancel watch failed (%s)", self.id, exc)
+                continue
+            to_cancel = [run for run in runs if run.record.id in wanted]
+            if to_cancel:
+                for run in to_cancel:
+                    logger.info("task %s (%s): cancel requested", run.record.id, run.record.task)
+                self._spawn(self._cancel_runs(to_cancel, "cancel"))
+
+    async def _maintenance(self) -> None:
+        """Rescue tasks whose lease expired; prune old finished tasks in small batches."""
+        store = self.store
+        rescue_every = min(self.lease / 3, 5.0)
+        since_prune = float("inf")
+        while True:
+            try:
+                for record in await store.rescue():
+                    logger.warning(
+                        "task %s (%s): its worker was lost (lease expired); now %s",
+                        record.id,
+                        record.task,
+                        record.status,
+                    )
+                if self.pruning is not None and since_prune >= self.pruning.every:
+                    since_prune = 0.0
+                    ages = self.pruning.ages()
+                    batch = self.pruning.batch
+                    # Small batches, with a pause between, so other writers get their turn.
+                    for _ in range(100):
+                        if not ages or await store.prune(ages, batch) < batch:
+                            break
+                        await asyncio.sleep(0.05)
+            except Exception as exc:
+                logger.warning("worker %s: maintenance failed (%s)", self.id, exc)
+            await asyncio.sleep(rescue_every)
+            since_prune += rescue_every
+
+    async def _write_progress(self, run: _Run) -> None:
+        """Write the run's progress if it changed since the last write."""
+        assert self._manager is not None
+        info = self._manager.status(str(run.record.id))
+        if info is None or info.progress is None or info.progress == run.progress:
+            return
+        run.progress = p = info.progress
+        await self.store.set_progress(
+            run.record.id,
+            run.record.lease_token or "",
+            json.dumps({"done": p.done, "total": p.total, "message": p.message}),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    """How one run ended, ready to be written."""
+
+    status: Status
+    result: str | None = None
+    error: str | None = None
+    traceback: str | None = None
+    retry: bool = False
+
+    @classmethod
+    def failure(cls, exc: BaseException, message: str | None = None) -> _Outcome:
+        """A failed attempt that may be retried."""
+        text = message or (f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+        tb = "".join(traceback.format_exception(exc))
+        return cls(Status.FAILED, error=text, traceback=tb, retry=True)
+
+    @classmethod
+    def fatal(cls, message: str) -> _Outcome:
+        """A failure no retry can mend (bad row, unknown task, unstorable result)."""
+        return cls(Status.FAILED, error=message, retry=False)

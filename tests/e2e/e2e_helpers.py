@@ -1,0 +1,128 @@
+"""Helpers for end-to-end tests: real worker processes on a real store file."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from taskward.app import App
+from taskward.models import TaskInfo
+from taskward.stores.base import NewTask
+
+APPS = Path(__file__).parent / "apps"
+
+
+@dataclass
+class WorkerProc:
+    """A ``taskward worker`` subprocess and its captured log."""
+
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def signal(self, sig: signal.Signals) -> None:
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout: float) -> int:
+        return self.proc.wait(timeout)
+
+
+@dataclass
+class Cluster:
+    """Starts workers on one store and reads what they did."""
+
+    db: str
+    ledger: Path
+    tmp: Path
+    workers: list[WorkerProc] = field(default_factory=list)
+
+    def start_worker(self, *args: str, app: str = "faultapp:app") -> WorkerProc:
+        log = self.tmp / f"worker-{len(self.workers)}.log"
+        env = {
+            **os.environ,
+            "TASKWARD_DB": self.db,
+            "LEDGER": str(self.ledger),
+            "PYTHONPATH": str(APPS),
+        }
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "taskward", "-v", "worker", app, *args],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=self.tmp,
+            )
+        worker = WorkerProc(proc, log)
+        self.workers.append(worker)
+        return worker
+
+    def ledger_lines(self, kind: str = "done") -> list[tuple[str, int]]:
+        if not self.ledger.exists():
+            return []
+        out = []
+        for line in self.ledger.read_text().splitlines():
+            word, key, pid = line.split()
+            if word == kind:
+                out.append((key, int(pid)))
+        return out
+
+    def stop_all(self) -> None:
+        for w in self.workers:
+            if w.proc.poll() is None:
+                w.proc.kill()
+                w.proc.wait(10)
+
+
+def new_task(task: str, args: dict[str, Any] | str, **options: Any) -> NewTask:
+    """A row to insert directly (``args`` as a dict, or raw text to store as it is)."""
+    text = args if isinstance(args, str) else json.dumps(args)
+    return NewTask(id=uuid.uuid4(), task=task, args=text, **options)
+
+
+async def eventually(
+    check: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05
+) -> Any:
+    """Poll ``check`` (sync or async) until it returns something truthy; fail after timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await asyncio.sleep(interval)
+
+
+async def infos(app: App, ids: list[uuid.UUID | None]) -> list[TaskInfo]:
+    """The current snapshot of each task, in order."""
+    out = []
+    for task_id in ids:
+        assert task_id is not None
+        info = await app.get(task_id)
+        assert info is not None
+        out.append(info)
+    return out
+
+
+async def get(app: App, task_id: uuid.UUID | None) -> TaskInfo:
+    """The task's snapshot; it must exist."""
+    [info] = await infos(app, [task_id])
+    return info
