@@ -1,0 +1,243 @@
+"""Helpers for the in-process worker tests: bounded waits, a worker runner, a fault injector."""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import contextlib
+import inspect
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from typing import Any, Protocol
+from uuid import UUID
+
+from taskward.app import App
+from taskward.errors import StoreError
+from taskward.models import Status, TaskInfo
+from taskward.stores.base import Counts, NewTask, Page, Store, TaskRecord
+from taskward.worker import Worker
+
+
+class StoreFactory(Protocol):
+    """Makes a fresh, empty store of the kind under test (closed by the fixture)."""
+
+    def __call__(self, clock: Callable[[], float] | None = None) -> Store: ...
+
+
+def fast_worker(app: App, **options: Any) -> Worker:
+    """A worker with tiny intervals, so every test runs in a fraction of a second."""
+    settings: dict[str, Any] = {
+        "lease": 1.0,
+        "poll_interval": 0.02,
+        "cancel_poll": 0.05,
+        "grace": 1.0,
+        "pruning": None,
+        "concurrency": 4,
+    }
+    settings.update(options)
+    return Worker(app, **settings)
+
+
+@contextlib.asynccontextmanager
+async def running(worker: Worker) -> AsyncIterator[asyncio.Task[None]]:
+    """Run ``worker`` in the background; on exit stop it at once and re-raise any crash."""
+    task = asyncio.create_task(worker.run(), name="worker-under-test")
+    try:
+        yield task
+    finally:
+        if not task.done():
+            worker.stop()
+            worker.stop()  # the second request: release what still runs, do not wait
+        await asyncio.wait_for(task, 10.0)  # re-raises if the worker crashed
+
+
+def tid(info: TaskInfo) -> UUID:
+    """A durable task's id (TaskInfo.id is optional because in-process tasks have none)."""
+    assert info.id is not None
+    return info.id
+
+
+async def eventually(
+    check: Callable[[], Awaitable[object]] | Callable[[], object],
+    timeout: float = 2.0,
+    interval: float = 0.01,
+) -> Any:
+    """Poll ``check`` (sync or async) until it returns something truthy; fail after timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await asyncio.sleep(interval)
+
+
+async def get(app: App, task_id: UUID) -> TaskInfo:
+    """The task's current snapshot (it must exist)."""
+    info = await app.get(task_id)
+    assert info is not None, f"task {task_id} is gone"
+    return info
+
+
+async def wait_status(app: App, task_id: UUID, status: Status, timeout: float = 2.0) -> TaskInfo:
+    """Poll the store until the task has ``status``; return its snapshot."""
+
+    async def check() -> TaskInfo | None:
+        info = await get(app, task_id)
+        return info if info.status is status else None
+
+    try:
+        result: TaskInfo = await eventually(check, timeout)
+    except AssertionError:
+        now = await get(app, task_id)
+        raise AssertionError(
+            f"task {task_id} not {status} within {timeout}s: it is {now.status} "
+            f"(attempts={now.attempts}, error={now.error!r})"
+        ) from None
+    return result
+
+
+async def count(app: App, status: Status) -> int:
+    """How many tasks have ``status`` in the store now."""
+    return (await app.counts()).by_status()[status]
+
+
+class FaultyStore:
+    """A real store behind a fault injector.
+
+    ``fail={"claim": 3}`` makes the first three ``claim`` calls raise `StoreError` before
+    reaching the store (an outage: nothing happened); methods in `broken` fail until removed.
+    Every call is counted in `calls`, so tests can wait for the worker to make progress.
+    """
+
+    def __init__(self, inner: Store, fail: Mapping[str, int] | None = None) -> None:
+        self.inner = inner
+        self.url = inner.url
+        self.fail: dict[str, int] = dict(fail or {})
+        self.broken: set[str] = set()
+        self.calls: Counter[str] = Counter()
+        self.failed: Counter[str] = Counter()
+
+    def _enter(self, method: str) -> None:
+        self.calls[method] += 1
+        if method in self.broken:
+            self.failed[method] += 1
+            raise StoreError(f"injected outage: {method} is broken")
+        if self.fail.get(method, 0) > 0:
+            self.fail[method] -= 1
+            self.failed[method] += 1
+            raise StoreError(f"injected outage: {method} failed")
+
+    async def open(self) -> None:
+        await self.inner.open()
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+    async def now(self) -> float:
+        return await self.inner.now()
+
+    async def insert(self, tasks: Sequence[NewTask]) -> builtins.list[TaskRecord]:
+        self._enter("insert")
+        return await self.inner.insert(tasks)
+
+    async def claim(
+        self, worker_id: str, queues: Sequence[str] | None, limit: int, lease: float
+    ) -> builtins.list[TaskRecord]:
+        self._enter("claim")
+        return await self.inner.claim(worker_id, queues, limit, lease)
+
+    async def heartbeat(
+        self, worker_id: str, leases: Sequence[tuple[UUID, str]], lease: float
+    ) -> set[UUID]:
+        self._enter("heartbeat")
+        return await self.inner.heartbeat(worker_id, leases, lease)
+
+    async def finish(
+        self,
+        task_id: UUID,
+        token: str,
+        status: Status,
+        *,
+        result: str | None = None,
+        error: str | None = None,
+        traceback: str | None = None,
+    ) -> bool:
+        self._enter("finish")
+        return await self.inner.finish(
+            task_id, token, status, result=result, error=error, traceback=traceback
+        )
+
+    async def requeue(
+        self,
+        task_id: UUID,
+        token: str,
+        *,
+        delay: float = 0.0,
+        error: str | None = None,
+        traceback: str | None = None,
+        refund_attempt: bool = False,
+    ) -> bool:
+        self._enter("requeue")
+        return await self.inner.requeue(
+            task_id,
+            token,
+            delay=delay,
+            error=error,
+            traceback=traceback,
+            refund_attempt=refund_attempt,
+        )
+
+    async def set_progress(self, task_id: UUID, token: str, progress: str) -> bool:
+        self._enter("set_progress")
+        return await self.inner.set_progress(task_id, token, progress)
+
+    async def request_cancel(self, task_id: UUID) -> TaskRecord | None:
+        self._enter("request_cancel")
+        return await self.inner.request_cancel(task_id)
+
+    async def cancel_requested(self, task_ids: Sequence[UUID]) -> set[UUID]:
+        self._enter("cancel_requested")
+        return await self.inner.cancel_requested(task_ids)
+
+    async def retry(self, task_id: UUID) -> TaskRecord | None:
+        self._enter("retry")
+        return await self.inner.retry(task_id)
+
+    async def get(self, task_id: UUID) -> TaskRecord | None:
+        return await self.inner.get(task_id)
+
+    async def get_by_name(self, name: str) -> TaskRecord | None:
+        return await self.inner.get_by_name(name)
+
+    async def counts(self) -> Counts:
+        return await self.inner.counts()
+
+    async def rescue(self) -> builtins.list[TaskRecord]:
+        self._enter("rescue")
+        return await self.inner.rescue()
+
+    async def prune(self, older_than: Mapping[Status, float], limit: int = 500) -> int:
+        self._enter("prune")
+        return await self.inner.prune(older_than, limit)
+
+    async def wait_for_change(self, timeout: float) -> None:
+        await self.inner.wait_for_change(timeout)
+
+    async def list(
+        self,
+        *,
+        status: Sequence[Status] | None = None,
+        task: str | None = None,
+        queue: str | None = None,
+        name: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page:
+        return await self.inner.list(
+            status=status, task=task, queue=queue, name=name, limit=limit, cursor=cursor
+        )
