@@ -35,6 +35,11 @@ if TYPE_CHECKING:
 __all__ = ["Pruning", "Worker"]
 
 logger = logging.getLogger("taskward.worker")
+
+#: Seconds a running task gets to honour a cancellation (a user's cancel, a lost lease, the
+#: end of a stop's grace) before it is abandoned and its end recorded without it, so that a
+#: cancel takes effect "within about a second" even for a task that ignores it.
+CANCEL_GRACE = 1.0
 T = TypeVar("T")
 
 
@@ -378,7 +383,7 @@ class Worker:
         for run in runs:
             run.cancel = run.cancel or reason
         results = await asyncio.gather(
-            *(manager.cancel(str(run.record.id), grace=5.0) for run in runs),
+            *(manager.cancel(str(run.record.id), grace=CANCEL_GRACE) for run in runs),
             return_exceptions=True,
         )
         for run, info in zip(runs, results, strict=True):
@@ -445,10 +450,13 @@ class Worker:
             if not runs:
                 continue
             try:
-                wanted = await store.cancel_requested([run.record.id for run in runs])
                 for run in runs:
                     if not run.done.is_set():
                         await self._write_progress(run)
+            except Exception as exc:
+                logger.warning("worker %s: progress write failed (%s)", self.id, exc)
+            try:
+                wanted = await store.cancel_requested([run.record.id for run in runs])
             except Exception as exc:
                 logger.warning("worker %s: cancel watch failed (%s)", self.id, exc)
                 continue
