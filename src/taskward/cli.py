@@ -137,11 +137,17 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Machine-read
 
 
 @click.group()
-@click.option("--db", envvar="TASKWARD_DB", help="Store URL (default: sqlite:///taskward.db).")
+@click.option(
+    "--db",
+    envvar="TASKWARD_DB",
+    show_envvar=True,
+    help="Store URL (default: the app's store, else sqlite:///taskward.db).",
+)
 @click.option(
     "--app",
     "app_spec",
     envvar="TASKWARD_APP",
+    show_envvar=True,
     help="The App as module:attribute (needed to submit and to run workers).",
 )
 @click.option("-v", "--verbose", count=True, help="More logging (-vv for debug).")

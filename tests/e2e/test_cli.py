@@ -1,0 +1,370 @@
+"""The ``taskward`` command, run as a real subprocess against a SQLite file.
+
+Each call is ``python -m taskward ...`` with TASKWARD_DB and TASKWARD_APP in its environment,
+as a user's shell would have them; tasks are seeded in-process where the CLI is not the point.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import pytest
+from e2e_helpers import APPS, Cluster, eventually, new_task
+
+from taskward.app import App
+from taskward.models import Status
+
+pytestmark = [pytest.mark.slow]
+
+APP = "cliapp:app"
+NO_SUCH_ID = "00000000-0000-0000-0000-000000000000"
+#: The fields of a task in ``--json`` output (the HTTP API's shape).
+FIELDS = {
+    "id",
+    "name",
+    "task",
+    "args",
+    "priority",
+    "queue",
+    "status",
+    "error",
+    "traceback",
+    "result",
+    "progress",
+    "attempts",
+    "max_attempts",
+    "created_at",
+    "run_at",
+    "started_at",
+    "finished_at",
+}
+
+
+@dataclass(frozen=True)
+class Result:
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+    def fields(self) -> dict[str, str]:
+        """The ``key  value`` lines that ``status``, ``cancel`` and ``retry`` print."""
+        rows = {}
+        for line in self.out.splitlines():
+            if line.startswith("traceback:"):
+                break
+            key, value = re.split(r"\s{2,}", line, maxsplit=1)
+            rows[key] = value
+        return rows
+
+
+@dataclass(frozen=True)
+class Cli:
+    db: str
+    cwd: Path
+
+    def __call__(self, *args: str, app: bool = True, **env: str) -> Result:
+        clean = {k: v for k, v in os.environ.items() if not k.startswith("TASKWARD_")}
+        clean.update(TASKWARD_DB=self.db, PYTHONPATH=str(APPS), **env)
+        if app:
+            clean["TASKWARD_APP"] = APP
+        proc = subprocess.run(
+            [sys.executable, "-m", "taskward", *args],
+            env=clean,
+            cwd=self.cwd,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        return Result(proc.returncode, proc.stdout, proc.stderr)
+
+    def submit(self, task: str, **args: Any) -> str:
+        result = self("submit", task, "--args", json.dumps(args))
+        assert result.code == 0, result.err
+        return result.out.strip()
+
+
+@pytest.fixture
+def cli(cluster: Cluster) -> Cli:
+    return Cli(cluster.db, cluster.tmp)
+
+
+async def status_of(app: App, task_id: str | UUID | None) -> Status | None:
+    assert task_id is not None
+    info = await app.get(task_id)
+    return None if info is None else info.status
+
+
+# ----------------------------------------------------------------- submit, status, list
+
+
+def test_submit_prints_the_id_and_status_shows_it_pending(cli: Cli) -> None:
+    submitted = cli("submit", "hold", "--args", '{"seconds": 5}')
+    assert submitted.code == 0, submitted.err
+    task_id = submitted.out.strip()
+    assert str(UUID(task_id)) == task_id  # only the id, so `ID=$(taskward submit ...)` works
+
+    shown = cli("status", task_id)
+    assert shown.code == 0, shown.err
+    rows = shown.fields()
+    assert rows["id"] == task_id
+    assert rows["task"] == "hold"
+    assert rows["status"] == "Pending"
+    assert json.loads(rows["args"]) == {"seconds": 5.0, "label": ""}  # defaults filled in
+    assert rows["attempts"] == "0"
+    assert "started_at" not in rows  # empty fields are left out
+
+    data = cli("status", task_id, "--json").json()
+    assert set(data) == FIELDS
+    assert data["id"] == task_id
+    assert (data["status"], data["attempts"], data["max_attempts"]) == ("Pending", 0, 3)
+    assert data["started_at"] is None
+
+
+def test_submit_json_shows_the_options_given(cli: Cli) -> None:
+    options = ["--name", "nightly", "--priority", "-3", "--queue", "slow", "--max-attempts", "7"]
+    args = ["--args", '{"seconds": 1, "label": "x"}', "--timeout", "9.5", "--delay", "60"]
+    first = cli("submit", "hold", *args, *options, "--json")
+    assert first.code == 0, first.err
+    data = first.json()
+    assert set(data) == FIELDS
+    UUID(data["id"])
+    assert data["args"] == {"seconds": 1.0, "label": "x"}
+    assert (data["name"], data["priority"], data["queue"]) == ("nightly", -3, "slow")
+    assert (data["status"], data["max_attempts"]) == ("Pending", 7)
+    waited = datetime.fromisoformat(data["run_at"]) - datetime.fromisoformat(data["created_at"])
+    assert waited.total_seconds() == pytest.approx(60, abs=1)
+
+    # The name is a de-duplication key while the first task is active.
+    second = cli("submit", "hold", *args, *options)
+    assert second.code == 1
+    assert "a task named 'nightly' is already Pending or Running" in second.err
+    assert second.out == ""
+
+
+async def test_list_as_table_and_json_with_status_filter_and_cursor(
+    cli: Cli, store_app: App
+) -> None:
+    seeded = await store_app.submit_many(
+        [new_task("hold", {"seconds": 1}, name=f"t{i}") for i in range(5)]
+    )
+    ids = [str(info.id) for info in seeded]
+    newest_first = ids[::-1]
+    await store_app.cancel(ids[1])
+
+    everything = cli("list", "--json")
+    assert everything.code == 0, everything.err
+    page = everything.json()
+    assert [item["id"] for item in page["items"]] == newest_first
+    assert page["cursor"] is None
+    assert all(set(item) == FIELDS for item in page["items"])
+
+    pending = cli("list", "--json", "--status", "Pending").json()
+    assert [item["id"] for item in pending["items"]] == [i for i in newest_first if i != ids[1]]
+    cancelled = cli("list", "--json", "--status", "cancelled").json()  # any letter case
+    assert [item["id"] for item in cancelled["items"]] == [ids[1]]
+
+    # Paging: the table ends with the cursor of the next page; --json carries it as a field.
+    table = cli("list", "--limit", "2")
+    assert table.code == 0, table.err
+    assert [i for i in newest_first if i in table.out] == newest_first[:2]
+    assert "Cancelled" not in table.out
+    assert "t4" in table.out
+    assert "Pending" in table.out
+    more = re.search(r"^more: --cursor (\S+)$", table.out, re.MULTILINE)
+    assert more is not None
+    second = cli("list", "--json", "--limit", "2", "--cursor", more.group(1)).json()
+    assert [item["id"] for item in second["items"]] == newest_first[2:4]
+    assert "Cancelled" in [item["status"] for item in second["items"]]
+    last = cli("list", "--json", "--limit", "2", "--cursor", second["cursor"]).json()
+    assert [item["id"] for item in last["items"]] == newest_first[4:]
+    assert last["cursor"] is None
+
+
+# ----------------------------------------------------------------- cancel, retry, prune
+
+
+def test_cancel_a_pending_task_then_retry_it(cli: Cli) -> None:
+    task_id = cli.submit("hold", seconds=5)
+
+    cancelled = cli("cancel", task_id)
+    assert cancelled.code == 0, cancelled.err
+    assert cancelled.fields()["status"] == "Cancelled"
+    assert cli("status", task_id, "--json").json()["status"] == "Cancelled"
+
+    again = cli("cancel", task_id)
+    assert again.code == 1
+    assert f"task {task_id} had already ended (Cancelled); nothing to cancel" in again.err
+
+    retried = cli("retry", task_id, "--json")
+    assert retried.code == 0, retried.err
+    data = retried.json()
+    assert (data["status"], data["attempts"], data["finished_at"]) == ("Pending", 0, None)
+
+    refused = cli("retry", task_id)
+    assert refused.code == 1
+    assert "only a Failed or Cancelled task can be retried, not Pending" in refused.err
+
+
+async def test_prune_deletes_finished_tasks_past_their_age(cli: Cli, store_app: App) -> None:
+    kept, old = await store_app.submit_many(
+        [new_task("hold", {"seconds": 1}), new_task("hold", {"seconds": 1})]
+    )
+    await store_app.cancel(old.id)  # type: ignore[arg-type]
+
+    by_default = cli("prune")  # Cancelled tasks are kept for 7 days by default
+    assert (by_default.code, by_default.out) == (0, "pruned 0 finished tasks\n")
+    now = cli("prune", "--cancelled", "0", "--json")
+    assert now.code == 0, now.err
+    assert now.json() == {"pruned": 1}
+    assert await store_app.get(old.id) is None  # type: ignore[arg-type]
+    assert await status_of(store_app, kept.id) is Status.PENDING  # active tasks are never pruned
+
+
+# ----------------------------------------------------------------- with a worker
+
+
+async def test_wait_exit_codes_tell_how_the_task_ended(
+    cli: Cli, cluster: Cluster, store_app: App
+) -> None:
+    counted, failed, held = (
+        str(info.id)
+        for info in await store_app.submit_many(
+            [
+                new_task("count", {"n": 5}),
+                new_task("boom", {"message": "kaput"}, max_attempts=1),
+                new_task("hold", {"seconds": 60}),
+            ]
+        )
+    )
+    cluster.start_worker(app=APP)
+
+    done = cli("wait", counted)
+    assert (done.code, done.out, done.err) == (0, '{"counted": 5}\n', "")  # no bar on a pipe
+    data = cli("wait", counted, "--json").json()
+    assert (data["status"], data["result"]) == ("Completed", {"counted": 5})
+    assert data["progress"] == {"done": 5, "total": 5, "message": "step 5"}
+
+    bad = cli("wait", failed)
+    assert (bad.code, bad.out) == (1, "")
+    assert "Failed: RuntimeError: kaput" in bad.err
+
+    slow = cli("wait", held, "--timeout", "0.5")
+    assert slow.code == 4
+    assert f"timed out after 0.5 s: task {held} is still Running" in slow.err
+
+    async def progress_stored() -> bool:
+        info = await store_app.get(held)
+        return info is not None and info.progress is not None
+
+    await eventually(progress_stored, timeout=5)
+    shown = cli("status", held)
+    assert shown.fields()["progress"] == "1/3 holding"
+
+    finished = cli("cancel", counted)
+    assert finished.code == 1
+    assert f"task {counted} had already ended (Completed); nothing to cancel" in finished.err
+    assert await status_of(store_app, counted) is Status.COMPLETED
+
+    assert cli("cancel", held).code == 0
+    gone = cli("wait", held)
+    assert gone.code == 3
+    assert "Cancelled" in gone.err
+
+
+async def test_cancel_stops_a_task_running_in_a_worker_process(
+    cli: Cli, cluster: Cluster, store_app: App
+) -> None:
+    worker = cluster.start_worker(app=APP)
+    task_id = cli.submit("hold", seconds=60)
+
+    async def running() -> bool:
+        return await status_of(store_app, task_id) is Status.RUNNING
+
+    await eventually(running, timeout=15)
+    asked = cli("cancel", task_id)
+    returned = time.monotonic()
+    assert asked.code == 0, asked.err
+    assert asked.fields()["status"] == "Running"  # the worker has yet to stop it...
+    assert "cancel requested" in asked.err  # ...and the user is told so
+
+    async def cancelled() -> bool:
+        return await status_of(store_app, task_id) is Status.CANCELLED
+
+    await eventually(cancelled, timeout=10, interval=0.02)
+    assert time.monotonic() - returned < 1.5
+
+    # The worker goes on serving; the cancelled task is not retried.
+    after = cli.submit("count", n=2)
+    assert cli("wait", after, "--timeout", "15").code == 0
+    info = await store_app.get(task_id)
+    assert info is not None
+    assert (info.status, info.attempts) == (Status.CANCELLED, 1)
+    assert worker.proc.poll() is None
+    worker.signal(signal.SIGTERM)
+    assert worker.wait(15) == 0
+
+
+# ----------------------------------------------------------------- mistakes
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (("status", NO_SUCH_ID), 1, f"no task with id {NO_SUCH_ID}"),
+        (("cancel", NO_SUCH_ID), 1, f"no task with id {NO_SUCH_ID}"),
+        (("retry", NO_SUCH_ID), 1, f"no task with id {NO_SUCH_ID}"),
+        (("wait", NO_SUCH_ID), 1, f"no task with id {NO_SUCH_ID}"),
+        (("status", "not-an-id"), 2, "'not-an-id' is not a task id (a UUID)"),
+        (("cancel", "42"), 2, "'42' is not a task id (a UUID)"),
+        (("submit", "hold", "--args", "{seconds: 1}"), 2, "--args is not valid JSON"),
+        (("submit", "hold", "--args", "[1]"), 2, "--args must be a JSON object"),
+        (("submit", "nosuch"), 2, "unknown task 'nosuch'; known: boom, count, hold"),
+        (
+            ("submit", "hold", "--args", '{"seconds": "soon"}'),
+            2,
+            "invalid arguments for task 'hold': seconds: Input should be a valid number",
+        ),
+        (
+            ("submit", "hold", "--args", '{"label": "x"}'),
+            2,
+            "invalid arguments for task 'hold': seconds: missing required argument",
+        ),
+        (("submit", "hold", "--args", '{"seconds": 1}', "--delay", "-1"), 2, "delay must be"),
+        (("list", "--cursor", "garbage"), 2, "invalid cursor"),
+    ],
+)
+def test_mistakes_get_a_message_and_an_exit_code(
+    cli: Cli, args: tuple[str, ...], code: int, message: str
+) -> None:
+    result = cli(*args)
+    assert result.code == code, result.err
+    assert message in result.err
+    assert "Traceback" not in result.err
+    assert result.out == ""
+
+
+def test_submit_without_an_app_says_how_to_give_one(cli: Cli) -> None:
+    result = cli("submit", "hold", "--args", '{"seconds": 1}', app=False)
+    assert result.code == 2
+    assert "give --app module:app or set TASKWARD_APP" in result.err
+
+
+def test_worker_with_a_bad_lease_setting_exits_2(cli: Cli) -> None:
+    result = cli("worker", TASKWARD_LEASE="soon")
+    assert result.code == 2
+    assert "TASKWARD_LEASE" in result.err
+    assert "Traceback" not in result.err
