@@ -1,0 +1,581 @@
+"""The in-memory store: the reference `Store`, and the one users put in their own tests.
+
+Everything lives in Python structures owned by one event loop. No method awaits while it
+changes state, so each call is atomic with respect to every other coroutine: that is what
+makes claims exclusive here, as a transaction does in SQL.
+
+Claims are served from one heap per queue keyed by (priority, run_at, seq) plus one heap of
+delayed tasks keyed by run_at, so a claim costs O(log n) however many tasks wait. Heap entries
+carry a generation number; an entry whose task has since moved is skipped when it surfaces.
+
+The small helpers at the top (cursors, run_at, names in a batch, the rescue message) are
+shared with the other stores so every store answers the contract suite the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import bisect
+import contextlib
+import dataclasses
+import heapq
+import itertools
+import secrets
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+from uuid import UUID
+
+from taskward.errors import DuplicateNameError, InvalidTransitionError, StoreError
+from taskward.models import ACTIVE, FINISHED, Status
+from taskward.stores.base import Counts, NewTask, Page, TaskRecord
+
+__all__ = ["MemoryStore"]
+
+_CURSOR_PREFIX = "seq:"
+
+
+def encode_cursor(seq: int) -> str:
+    """An opaque `Page.cursor` that resumes listing below ``seq``."""
+    return base64.urlsafe_b64encode(f"{_CURSOR_PREFIX}{seq}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    """The seq inside a cursor made by `encode_cursor`; ValueError for anything else."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        text = base64.urlsafe_b64decode(padded.encode("ascii")).decode("ascii")
+    except (UnicodeError, binascii.Error, ValueError):
+        raise ValueError(f"invalid cursor: {cursor!r}") from None
+    digits = text.removeprefix(_CURSOR_PREFIX)
+    if digits == text or not digits.isdigit() or len(digits) > 19:
+        raise ValueError(f"invalid cursor: {cursor!r}")
+    return int(digits)
+
+
+def resolve_run_at(task: NewTask, now: float) -> float:
+    """When a new task becomes due: its ``run_at``, else ``now + delay``."""
+    if task.run_at is not None:
+        if task.delay is not None:
+            raise ValueError("give a task either delay or run_at, not both")
+        return task.run_at
+    return now + (task.delay or 0.0)
+
+
+def check_batch_names(tasks: Sequence[NewTask]) -> None:
+    """Raise `DuplicateNameError` when a name appears twice in one insert."""
+    seen: set[str] = set()
+    for t in tasks:
+        if t.name is None:
+            continue
+        if t.name in seen:
+            raise DuplicateNameError(f"the name {t.name!r} appears twice in one insert")
+        seen.add(t.name)
+
+
+def duplicate_name_error(name: str) -> DuplicateNameError:
+    """The error for a name held by an active task."""
+    return DuplicateNameError(f"a task named {name!r} is already Pending or Running")
+
+
+def check_finish_status(status: Status) -> None:
+    """`Store.finish` only moves a task to a finished status."""
+    if status not in FINISHED:
+        raise InvalidTransitionError(f"finish() needs a finished status, not {status}")
+
+
+def lease_expired_error(attempts: int) -> str:
+    """The error of a task that lost its lease on its last attempt."""
+    noun = "attempt" if attempts == 1 else "attempts"
+    return f"lease expired after {attempts} {noun}: the worker was lost"
+
+
+def check_limit(limit: int) -> None:
+    """A page holds at least one task."""
+    if limit < 1:
+        raise ValueError(f"limit must be at least 1, not {limit}")
+
+
+def new_lease_token() -> str:
+    """A fresh fencing token for one claim."""
+    return secrets.token_hex(16)
+
+
+# A heap entry: (priority, run_at, seq, generation, id). seq is unique per task and the
+# generation unique per entry, so comparison never reaches the UUID.
+_Ready = tuple[int, float, int, int, UUID]
+_Delayed = tuple[float, int, int, UUID]
+_Finished = tuple[float, int, UUID]
+
+
+class MemoryStore:
+    """A `Store` in this process's memory: fast, exact, gone when the process ends."""
+
+    url: str = "memory://"
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._rows: dict[UUID, TaskRecord] = {}
+        self._by_seq: dict[int, UUID] = {}
+        self._seqs: list[int] = []  # ascending; may hold deleted seqs until the next prune
+        self._next_seq = 1
+        self._active_names: dict[str, UUID] = {}
+        self._named: dict[str, list[UUID]] = {}  # every task with a name, in seq order
+        self._running: set[UUID] = set()
+        # Finished tasks by status, oldest first: (finished_at, seq, id), stale entries skipped.
+        self._finished: dict[Status, list[_Finished]] = {s: [] for s in FINISHED}
+        self._holes = 0  # deleted seqs still in _seqs
+        self._counts: dict[str, dict[Status, int]] = {}
+        self._ready: dict[str, list[_Ready]] = {}
+        self._delayed: list[_Delayed] = []
+        self._generation: dict[UUID, int] = {}  # the live heap entry of each Pending task
+        self._gen = itertools.count(1)
+        self._change: asyncio.Event | None = None
+        self._closed = False
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Nothing to connect to; makes a closed store usable again."""
+        self._closed = False
+
+    async def close(self) -> None:
+        """Wake everyone in `wait_for_change`; the data stays for a later `open`."""
+        self._closed = True
+        self._notify()
+
+    async def now(self) -> float:
+        """The injected clock (``time.time`` by default)."""
+        return self._clock()
+
+    # -- writes ------------------------------------------------------------------------------
+
+    async def insert(self, tasks: Sequence[NewTask]) -> list[TaskRecord]:
+        """Insert all tasks as Pending, or none of them."""
+        check_batch_names(tasks)
+        for t in tasks:
+            if t.name is not None and t.name in self._active_names:
+                raise duplicate_name_error(t.name)
+            if t.id in self._rows:
+                raise StoreError(f"a task with id {t.id} already exists")
+        if len({t.id for t in tasks}) != len(tasks):
+            raise StoreError("the same task id appears twice in one insert")
+        now = self._clock()
+        run_ats = [resolve_run_at(t, now) for t in tasks]  # may raise: before any change
+        out: list[TaskRecord] = []
+        for t, run_at in zip(tasks, run_ats, strict=True):
+            row = TaskRecord(
+                id=t.id,
+                seq=self._next_seq,
+                task=t.task,
+                args=t.args,
+                name=t.name,
+                priority=t.priority,
+                queue=t.queue,
+                status=Status.PENDING,
+                attempts=0,
+                max_attempts=t.max_attempts,
+                timeout=t.timeout,
+                run_at=run_at,
+                created_at=now,
+            )
+            self._next_seq += 1
+            self._by_seq[row.seq] = row.id
+            self._seqs.append(row.seq)
+            if row.name is not None:
+                self._named.setdefault(row.name, []).append(row.id)
+            self._put(None, row)
+            out.append(row)
+        if out:
+            self._notify()
+        return out
+
+    async def claim(
+        self, worker_id: str, queues: Sequence[str] | None, limit: int, lease: float
+    ) -> list[TaskRecord]:
+        """Claim up to ``limit`` due Pending tasks, best first."""
+        now = self._clock()
+        self._promote(now)
+        names = list(self._ready) if queues is None else list(dict.fromkeys(queues))
+        heaps = [self._ready[q] for q in names if q in self._ready]
+        out: list[TaskRecord] = []
+        while len(out) < limit:
+            best: list[_Ready] | None = None
+            for heap in heaps:
+                self._settle(heap, now)
+                if heap and (best is None or heap[0] < best[0]):
+                    best = heap
+            if best is None:
+                break
+            entry = heapq.heappop(best)
+            old = self._rows[entry[4]]
+            new = dataclasses.replace(
+                old,
+                status=Status.RUNNING,
+                attempts=old.attempts + 1,
+                started_at=now,
+                worker_id=worker_id,
+                lease_token=new_lease_token(),
+                lease_expires_at=now + lease,
+            )
+            self._put(old, new)
+            out.append(new)
+        return out
+
+    async def heartbeat(
+        self, worker_id: str, leases: Sequence[tuple[UUID, str]], lease: float
+    ) -> set[UUID]:
+        """Extend the leases still held; return the ids whose lease is lost."""
+        now = self._clock()
+        lost: set[UUID] = set()
+        for task_id, token in leases:
+            old = self._held(task_id, token)
+            if old is None:
+                lost.add(task_id)
+            else:
+                self._put(old, dataclasses.replace(old, lease_expires_at=now + lease))
+        return lost
+
+    async def finish(
+        self,
+        task_id: UUID,
+        token: str,
+        status: Status,
+        *,
+        result: str | None = None,
+        error: str | None = None,
+        traceback: str | None = None,
+    ) -> bool:
+        """Running -> finished ``status`` while ``token`` holds the lease."""
+        check_finish_status(status)
+        old = self._held(task_id, token)
+        if old is None:
+            return False
+        new = dataclasses.replace(
+            old,
+            status=status,
+            result=result,
+            error=error,
+            traceback=traceback,
+            finished_at=self._clock(),
+            lease_token=None,
+            lease_expires_at=None,
+        )
+        self._put(old, new)
+        return True
+
+    async def requeue(
+        self,
+        task_id: UUID,
+        token: str,
+        *,
+        delay: float = 0.0,
+        error: str | None = None,
+        traceback: str | None = None,
+        refund_attempt: bool = False,
+    ) -> bool:
+        """Running -> Pending after ``delay``; keeps the previous error when none is given."""
+        old = self._held(task_id, token)
+        if old is None:
+            return False
+        changes: dict[str, Any] = {}
+        if error is not None:
+            changes.update(error=error, traceback=traceback)
+        new = dataclasses.replace(
+            old,
+            status=Status.PENDING,
+            run_at=self._clock() + delay,
+            attempts=max(old.attempts - 1, 0) if refund_attempt else old.attempts,
+            lease_token=None,
+            lease_expires_at=None,
+            cancel_requested=False,
+            **changes,
+        )
+        self._put(old, new)
+        return True
+
+    async def set_progress(self, task_id: UUID, token: str, progress: str) -> bool:
+        """Record a running task's progress while ``token`` holds the lease."""
+        old = self._held(task_id, token)
+        if old is None:
+            return False
+        self._put(old, dataclasses.replace(old, progress=progress))
+        return True
+
+    async def request_cancel(self, task_id: UUID) -> TaskRecord | None:
+        """Cancel a Pending task now, or flag a Running one."""
+        old = self._rows.get(task_id)
+        if old is None:
+            return None
+        if old.status is Status.PENDING:
+            new = dataclasses.replace(old, status=Status.CANCELLED, finished_at=self._clock())
+        elif old.status is Status.RUNNING and not old.cancel_requested:
+            new = dataclasses.replace(old, cancel_requested=True)
+        else:
+            return old
+        self._put(old, new)
+        self._notify()
+        return new
+
+    async def cancel_requested(self, task_ids: Sequence[UUID]) -> set[UUID]:
+        """Which of these Running tasks have a cancel request waiting."""
+        out: set[UUID] = set()
+        for task_id in task_ids:
+            row = self._rows.get(task_id)
+            if row is not None and row.status is Status.RUNNING and row.cancel_requested:
+                out.add(task_id)
+        return out
+
+    async def retry(self, task_id: UUID) -> TaskRecord | None:
+        """Failed/Cancelled -> Pending, due now, attempts 0, outcome cleared."""
+        old = self._rows.get(task_id)
+        if old is None:
+            return None
+        if old.status not in (Status.FAILED, Status.CANCELLED):
+            raise InvalidTransitionError(
+                f"only a Failed or Cancelled task can be retried, not {old.status}"
+            )
+        if old.name is not None and old.name in self._active_names:
+            raise duplicate_name_error(old.name)
+        new = dataclasses.replace(
+            old,
+            status=Status.PENDING,
+            attempts=0,
+            run_at=self._clock(),
+            started_at=None,
+            finished_at=None,
+            lease_token=None,
+            lease_expires_at=None,
+            worker_id=None,
+            cancel_requested=False,
+            result=None,
+            error=None,
+            traceback=None,
+            progress=None,
+        )
+        self._put(old, new)
+        self._notify()
+        return new
+
+    async def rescue(self) -> list[TaskRecord]:
+        """Requeue, fail or cancel the Running tasks whose lease expired."""
+        now = self._clock()
+        expired = sorted(
+            (self._rows[i] for i in self._running),
+            key=lambda r: r.seq,
+        )
+        out: list[TaskRecord] = []
+        for old in expired:
+            assert old.lease_expires_at is not None
+            if old.lease_expires_at >= now:
+                continue
+            new = dataclasses.replace(old, **rescued_changes(old, now))
+            self._put(old, new)
+            out.append(new)
+        return out
+
+    async def prune(self, older_than: Mapping[Status, float], limit: int = 500) -> int:
+        """Delete up to ``limit`` finished tasks older than their status's age, oldest first."""
+        now = self._clock()
+        cutoffs = {s: now - age for s, age in older_than.items() if s in FINISHED}
+        deleted = 0
+        while deleted < limit:
+            # The oldest prunable task is at the top of one of the per-status heaps.
+            best: list[_Finished] | None = None
+            for status, cutoff in cutoffs.items():
+                heap = self._finished[status]
+                while heap and not self._is_finished(heap[0], status):
+                    heapq.heappop(heap)
+                if heap and heap[0][0] < cutoff and (best is None or heap[0] < best[0]):
+                    best = heap
+            if best is None:
+                break
+            self._delete(self._rows[heapq.heappop(best)[2]])
+            deleted += 1
+        return deleted
+
+    # -- reads -------------------------------------------------------------------------------
+
+    async def get(self, task_id: UUID) -> TaskRecord | None:
+        """The task with this id, or None."""
+        return self._rows.get(task_id)
+
+    async def get_by_name(self, name: str) -> TaskRecord | None:
+        """The active task with this name, else the most recent one."""
+        active = self._active_names.get(name)
+        if active is not None:
+            return self._rows[active]
+        same = self._named.get(name)
+        return self._rows[same[-1]] if same else None
+
+    async def counts(self) -> Counts:
+        """How many tasks there are by queue and status."""
+        return Counts(by_queue={q: dict(per) for q, per in self._counts.items() if per})
+
+    async def wait_for_change(self, timeout: float) -> None:
+        """Return when a task is inserted, retried or cancel-requested, or at ``timeout``."""
+        if self._closed:
+            return
+        if self._change is None:
+            self._change = asyncio.Event()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._change.wait(), timeout)
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _notify(self) -> None:
+        # A fresh event per change: waiters of this change all wake, later waiters wait anew.
+        if self._change is not None:
+            self._change.set()
+            self._change = None
+
+    def _held(self, task_id: UUID, token: str) -> TaskRecord | None:
+        row = self._rows.get(task_id)
+        if row is None or row.status is not Status.RUNNING or row.lease_token != token:
+            return None
+        return row
+
+    def _put(self, old: TaskRecord | None, new: TaskRecord | None) -> None:
+        """Replace ``old`` by ``new`` (either may be None) and keep every index in step."""
+        if old is not None:
+            per = self._counts[old.queue]
+            per[old.status] -= 1
+            if not per[old.status]:
+                del per[old.status]
+            if old.status in ACTIVE and old.name is not None:
+                del self._active_names[old.name]
+            self._running.discard(old.id)
+            if old.status is Status.PENDING and (new is None or new.status is not Status.PENDING):
+                del self._generation[old.id]
+        if new is None:
+            return
+        self._rows[new.id] = new
+        per = self._counts.setdefault(new.queue, {})
+        per[new.status] = per.get(new.status, 0) + 1
+        if new.status in ACTIVE and new.name is not None:
+            self._active_names[new.name] = new.id
+        if new.status is Status.RUNNING:
+            self._running.add(new.id)
+        elif new.status in FINISHED:
+            assert new.finished_at is not None
+            heapq.heappush(self._finished[new.status], (new.finished_at, new.seq, new.id))
+        elif new.status is Status.PENDING and (
+            old is None or old.status is not Status.PENDING or old.run_at != new.run_at
+        ):
+            self._schedule(new)
+
+    def _is_finished(self, entry: _Finished, status: Status) -> bool:
+        row = self._rows.get(entry[2])
+        return row is not None and row.status is status and row.finished_at == entry[0]
+
+    def _delete(self, row: TaskRecord) -> None:
+        self._put(row, None)
+        del self._rows[row.id]
+        del self._by_seq[row.seq]
+        if row.name is not None:
+            same = self._named[row.name]
+            same.remove(row.id)
+            if not same:
+                del self._named[row.name]
+        self._holes += 1
+        if self._holes > len(self._seqs) // 2:
+            # Compact now and then, so deleting stays O(1) on average.
+            self._seqs = [s for s in self._seqs if s in self._by_seq]
+            self._holes = 0
+
+    def _schedule(self, row: TaskRecord) -> None:
+        gen = next(self._gen)
+        self._generation[row.id] = gen
+        if row.run_at <= self._clock():
+            heap = self._ready.setdefault(row.queue, [])
+            heapq.heappush(heap, (row.priority, row.run_at, row.seq, gen, row.id))
+        else:
+            heapq.heappush(self._delayed, (row.run_at, row.seq, gen, row.id))
+
+    def _live(self, gen: int, task_id: UUID) -> bool:
+        if self._generation.get(task_id) != gen:
+            return False
+        row = self._rows[task_id]
+        return row.status is Status.PENDING and not row.cancel_requested
+
+    def _promote(self, now: float) -> None:
+        """Move delayed tasks that are now due onto their queue's ready heap."""
+        delayed = self._delayed
+        while delayed and delayed[0][0] <= now:
+            run_at, seq, gen, task_id = heapq.heappop(delayed)
+            if self._live(gen, task_id):
+                row = self._rows[task_id]
+                heap = self._ready.setdefault(row.queue, [])
+                heapq.heappush(heap, (row.priority, run_at, seq, gen, task_id))
+
+    def _settle(self, heap: list[_Ready], now: float) -> None:
+        """Pop entries off the top of a ready heap until the top is live and due.
+
+        An entry that is not due any more (the clock was set back) goes back to the delayed
+        heap, so a claim never takes a task early and never misses a due one behind it.
+        """
+        while heap:
+            _, run_at, seq, gen, task_id = heap[0]
+            if not self._live(gen, task_id):
+                heapq.heappop(heap)
+            elif run_at > now:
+                heapq.heappop(heap)
+                heapq.heappush(self._delayed, (run_at, seq, gen, task_id))
+            else:
+                return
+
+    # `list` comes last: inside the class body its name would shadow the builtin.
+
+    async def list(
+        self,
+        *,
+        status: Sequence[Status] | None = None,
+        task: str | None = None,
+        queue: str | None = None,
+        name: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page:
+        """Tasks matching every filter, newest first."""
+        check_limit(limit)
+        below = decode_cursor(cursor) if cursor is not None else None
+        wanted = None if status is None else set(status)
+        stop = len(self._seqs) if below is None else bisect.bisect_left(self._seqs, below)
+        items: list[TaskRecord] = []
+        more = False
+        for i in range(stop - 1, -1, -1):
+            task_id = self._by_seq.get(self._seqs[i])
+            if task_id is None:
+                continue
+            row = self._rows[task_id]
+            if (
+                (wanted is not None and row.status not in wanted)
+                or (task is not None and row.task != task)
+                or (queue is not None and row.queue != queue)
+                or (name is not None and row.name != name)
+            ):
+                continue
+            if len(items) == limit:
+                more = True
+                break
+            items.append(row)
+        next_cursor = encode_cursor(items[-1].seq) if more and items else None
+        return Page(items=items, cursor=next_cursor)
+
+
+def rescued_changes(row: TaskRecord, now: float) -> dict[str, Any]:
+    """The changes that rescue an expired Running task (shared with the SQL stores)."""
+    lease = {"lease_token": None, "lease_expires_at": None}
+    if row.cancel_requested:
+        # The user asked for a cancel and the worker is gone: honour the cancel.
+        return {"status": Status.CANCELLED, "finished_at": now, **lease}
+    if row.attempts >= row.max_attempts:
+        return {
+            "status": Status.FAILED,
+            "finished_at": now,
+            "error": lease_expired_error(row.attempts),
+            **lease,
+        }
+    return {"status": Status.PENDING, **lease}
