@@ -116,6 +116,8 @@ class Worker:
         self._stop_now = False
         self._manager: TaskManager | None = None
         self._background: set[asyncio.Task[None]] = set()
+        self._claimer: asyncio.Task[None] | None = None
+        self._waiting_for_work = False
 
     # ----------------------------------------------------------------- control
 
@@ -126,6 +128,8 @@ class Worker:
             logger.warning("worker %s: second stop request, releasing running tasks now", self.id)
         self._stopping.set()
         self._slot_freed.set()
+        if self._claimer is not None and self._waiting_for_work:
+            self._claimer.cancel()  # only while it sleeps: never in the middle of a claim
 
     @property
     def running(self) -> int:
@@ -150,8 +154,16 @@ class Worker:
             asyncio.create_task(self._watch(), name="taskward-cancel-watch"),
             asyncio.create_task(self._maintenance(), name="taskward-maintenance"),
         ]
+        # The claim loop is a task of its own so that a stop can wake it from its sleep, and
+        # so that the store's wait_for_change always sees the same waiting task.
+        self._claimer = asyncio.create_task(self._claim_loop(until_idle), name="taskward-claimer")
         try:
-            await self._claim_loop(until_idle)
+            try:
+                await self._claimer
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise  # run() itself was cancelled
             await self._drain()
         finally:
             for helper in helpers:
@@ -189,16 +201,12 @@ class Worker:
             await self._wait_for_work()
 
     async def _wait_for_work(self) -> None:
-        """Sleep until the store signals a change, a slot frees, a stop, or the poll interval."""
-        self._slot_freed.clear()
-        change = asyncio.ensure_future(self.store.wait_for_change(self.poll_interval))
-        freed = asyncio.ensure_future(self._slot_freed.wait())
+        """Sleep until the store signals a change, the poll interval passes, or a stop."""
+        self._waiting_for_work = True
         try:
-            await asyncio.wait({change, freed}, return_when=asyncio.FIRST_COMPLETED)
+            await self.store.wait_for_change(self.poll_interval)
         finally:
-            for waiter in (change, freed):
-                waiter.cancel()
-            await asyncio.gather(change, freed, return_exceptions=True)
+            self._waiting_for_work = False
 
     async def _drain(self) -> None:
         """Graceful stop: no more claims; let runs finish within the grace, release the rest."""

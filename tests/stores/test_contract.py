@@ -669,6 +669,15 @@ async def test_wait_for_change_wakes_on_cancel_request_and_retry(store: Store) -
     await asyncio.wait_for(waiter, 2)
 
 
+async def test_a_change_between_two_waits_is_not_lost(store: Store) -> None:
+    loop = asyncio.get_running_loop()
+    await store.wait_for_change(0.01)  # this task has waited once...
+    await store.insert([new()])  # ...then a change comes while it is busy elsewhere
+    started = loop.time()
+    await store.wait_for_change(5)  # awaited directly: the same task as before
+    assert loop.time() - started < 1  # it returned at once, not at its timeout
+
+
 async def test_wait_for_change_returns_at_its_timeout(store: Store) -> None:
     loop = asyncio.get_running_loop()
     started = loop.time()

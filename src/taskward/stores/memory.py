@@ -14,11 +14,9 @@ shared with the other stores so every store answers the contract suite the same 
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import bisect
-import contextlib
 import dataclasses
 import heapq
 import itertools
@@ -30,7 +28,7 @@ from uuid import UUID
 
 from taskward.errors import DuplicateNameError, InvalidTransitionError, StoreError
 from taskward.models import ACTIVE, FINISHED, Status
-from taskward.stores.base import Counts, NewTask, Page, TaskRecord
+from taskward.stores.base import ChangeSignal, Counts, NewTask, Page, TaskRecord
 
 __all__ = ["MemoryStore"]
 
@@ -132,7 +130,7 @@ class MemoryStore:
         self._delayed: list[_Delayed] = []
         self._generation: dict[UUID, int] = {}  # the live heap entry of each Pending task
         self._gen = itertools.count(1)
-        self._change: asyncio.Event | None = None
+        self._change = ChangeSignal()
         self._closed = False
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -418,18 +416,12 @@ class MemoryStore:
         """Return when a task is inserted, retried or cancel-requested, or at ``timeout``."""
         if self._closed:
             return
-        if self._change is None:
-            self._change = asyncio.Event()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._change.wait(), timeout)
+        await self._change.wait(timeout)
 
     # -- internals ---------------------------------------------------------------------------
 
     def _notify(self) -> None:
-        # A fresh event per change: waiters of this change all wake, later waiters wait anew.
-        if self._change is not None:
-            self._change.set()
-            self._change = None
+        self._change.notify()
 
     def _held(self, task_id: UUID, token: str) -> TaskRecord | None:
         row = self._rows.get(task_id)

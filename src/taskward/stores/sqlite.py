@@ -38,7 +38,7 @@ from uuid import UUID
 
 from taskward.errors import ConfigurationError, InvalidTransitionError, StoreError
 from taskward.models import Status
-from taskward.stores.base import Counts, NewTask, Page, TaskRecord
+from taskward.stores.base import ChangeSignal, Counts, NewTask, Page, TaskRecord
 from taskward.stores.memory import (
     check_batch_names,
     check_finish_status,
@@ -123,7 +123,7 @@ class SQLiteStore:
         self._thread: threading.Thread | None = None
         self._conn: sqlite3.Connection | None = None  # touched only by the store thread
         self._open_lock: asyncio.Lock | None = None
-        self._change: asyncio.Event | None = None
+        self._change = ChangeSignal()
         self._waiters = 0
         self._idle_since = 0.0
         self._poller: asyncio.Task[None] | None = None
@@ -326,16 +326,11 @@ class SQLiteStore:
         """Return when tasks changed here or in another process, or at ``timeout``."""
         if self._jobs is None:
             return
-        if self._change is None:
-            self._change = asyncio.Event()
-        change = self._change
         if self._poller is None or self._poller.done():
             self._poller = asyncio.get_running_loop().create_task(self._poll())
         self._waiters += 1
         try:
-            await asyncio.wait_for(change.wait(), timeout)
-        except TimeoutError:
-            pass
+            await self._change.wait(timeout)
         finally:
             self._waiters -= 1
             self._idle_since = time.monotonic()
@@ -366,10 +361,7 @@ class SQLiteStore:
         return result
 
     def _notify(self) -> None:
-        # A fresh event per change: everyone waiting now wakes, later callers wait anew.
-        if self._change is not None:
-            self._change.set()
-            self._change = None
+        self._change.notify()
 
     async def _poll(self) -> None:
         """Watch for other processes' commits while anyone waits (and a second after, so
