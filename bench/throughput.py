@@ -78,7 +78,8 @@ RAW_INSERT = (
 RAW_CLAIM = (
     "UPDATE tasks SET status = 'Running', attempts = attempts + 1, started_at = ?1,"
     " lease_token = ?2, lease_expires_at = ?1 + 30, worker_id = 'raw'"
-    " WHERE seq = (SELECT seq FROM tasks WHERE status = 'Pending' AND cancel_requested = 0"
+    " WHERE seq = (SELECT seq FROM tasks WHERE queue = 'default' AND status = 'Pending'"
+    " AND cancel_requested = 0"
     " AND run_at <= ?1 ORDER BY priority, run_at, seq LIMIT 1) RETURNING seq, id, args"
 )
 RAW_FINISH = (
