@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from taskward.app import App
-from taskward.models import Status
+from taskward.models import Status, new_task_id
 from taskward.worker import Worker
 
 BENCH_DIR = Path(__file__).parent
@@ -103,7 +103,7 @@ async def bench_submit_one(base: str, n: int) -> dict[str, Any]:
         for _ in range(n):
             now = time.time()
             conn.execute("BEGIN IMMEDIATE")
-            conn.execute(RAW_INSERT, (str(uuid.uuid4()), now, now))
+            conn.execute(RAW_INSERT, (str(new_task_id()), now, now))
             conn.execute("COMMIT")
         raw_s = time.perf_counter() - start
         conn.close()
@@ -123,7 +123,7 @@ async def bench_submit_bulk(base: str, n: int) -> dict[str, Any]:
         await app.close()
         conn = raw_connect(url)
         now = time.time()
-        params = [(str(uuid.uuid4()), now, now) for _ in range(n)]
+        params = [(str(new_task_id()), now, now) for _ in range(n)]
         start = time.perf_counter()
         conn.execute("BEGIN IMMEDIATE")
         conn.executemany(RAW_INSERT, params)
