@@ -1,0 +1,388 @@
+"""The routes: ``/api/...`` (tasks, task types, stats, events), ``/health/...`` and ``/metrics``.
+
+Submit bodies are parsed here from the raw bytes with pydantic (one pass from JSON, strict),
+not by FastAPI's body machinery: ``POST /api/tasks`` takes one task or, like the batch route,
+a list of them, and every error names its field as ``["body", <index>, "<field>"]``.
+Responses are built from `TaskInfo.to_json` directly; the OpenAPI schema declares each one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+from uuid import UUID
+
+import pydantic
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+
+from taskward.api.auth import bearer_guard
+from taskward.api.errors import ApiError, ErrorRoute, InvalidRequestError, clean_validation_errors
+from taskward.api.metrics import CONTENT_TYPE
+from taskward.api.schemas import (
+    MAX_BATCH,
+    ErrorBody,
+    HealthOut,
+    StatsOut,
+    SubmitRequest,
+    SubmitResponse,
+    TaskOut,
+    TaskPage,
+    TaskTypeOut,
+    ValidationErrorBody,
+)
+from taskward.errors import InvalidArgumentsError, UnknownTaskError
+from taskward.models import Status, TaskInfo
+from taskward.stores.base import NewTask
+
+if TYPE_CHECKING:
+    from taskward.api.service import TaskwardAPI
+
+__all__ = ["build_router"]
+
+MAX_PAGE = 100
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+_ONE = pydantic.TypeAdapter(SubmitRequest)
+_MANY = pydantic.TypeAdapter(list[SubmitRequest])
+
+_DESCRIPTIONS = {
+    401: "Missing or wrong bearer token",
+    404: "No task with this id",
+    409: "Conflict with the task's state or an active task's name",
+    413: "Request body too large",
+    422: "Invalid request; each problem names its field",
+    500: "Internal error (never with details)",
+    503: "The task store is unavailable",
+}
+
+
+def _responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    out: dict[int | str, dict[str, Any]] = {}
+    for code in codes:
+        model = ValidationErrorBody if code == 422 else ErrorBody
+        out[code] = {"model": model, "description": _DESCRIPTIONS[code]}
+    return out
+
+
+def _submit_body_schema() -> dict[str, Any]:
+    one = SubmitRequest.model_json_schema()
+    return {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "oneOf": [one, {"type": "array", "items": one, "maxItems": MAX_BATCH}],
+                }
+            }
+        },
+    }
+
+
+def _batch_body_schema() -> dict[str, Any]:
+    one = SubmitRequest.model_json_schema()
+    return {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"type": "array", "items": one, "maxItems": MAX_BATCH}}
+        },
+    }
+
+
+# Submit errors name the option; check_options' messages start with it.
+_OPTIONS = ("name", "queue", "priority", "max_attempts", "timeout", "delay", "run_at")
+
+
+def _option_of(message: str) -> str:
+    for option in _OPTIONS:
+        if message.startswith(option + " "):
+            return option
+    if message.startswith("give delay or run_at"):
+        return "run_at"
+    return "args"
+
+
+def _parse(body: bytes, batch: bool) -> list[SubmitRequest]:
+    try:
+        items = _MANY.validate_json(body) if batch else [_ONE.validate_json(body)]
+    except pydantic.ValidationError as exc:
+        problems = clean_validation_errors(exc.errors(include_url=False, include_input=False))
+        raise InvalidRequestError(
+            [(["body", *loc], msg, kind) for loc, msg, kind in problems]
+        ) from None
+    if len(items) > MAX_BATCH:
+        raise InvalidRequestError(
+            [(["body"], f"at most {MAX_BATCH} tasks in one batch", "too_long")]
+        )
+    return items
+
+
+def _prepare(api: TaskwardAPI, items: Sequence[SubmitRequest], batch: bool) -> list[NewTask]:
+    news: list[NewTask] = []
+    problems: list[tuple[list[str | int], str, str]] = []
+    for index, item in enumerate(items):
+        where: list[str | int] = ["body", index] if batch else ["body"]
+        try:
+            news.append(
+                api.app.prepare(
+                    item.task,
+                    item.args,
+                    name=item.name,
+                    priority=item.priority,
+                    queue=item.queue,
+                    delay=item.delay,
+                    run_at=item.run_at,
+                    max_attempts=item.max_attempts,
+                    timeout=item.timeout,
+                )
+            )
+        except UnknownTaskError as exc:
+            problems.append(([*where, "task"], str(exc), "unknown_task"))
+        except InvalidArgumentsError as exc:
+            message = str(exc)
+            problems.append(([*where, _option_of(message)], message, "value_error"))
+    if problems:
+        raise InvalidRequestError(problems)
+    return news
+
+
+def _task_id(value: str) -> UUID:
+    try:
+        return UUID(value)
+    except ValueError:
+        raise ApiError(404, f"no task with id {value[:100]!r}") from None
+
+
+def _task_response(info: TaskInfo, status_code: int = 200) -> Response:
+    return JSONResponse(info.to_json(), status_code=status_code)
+
+
+def build_router(api: TaskwardAPI) -> APIRouter:
+    """The API's routes, bound to one `TaskwardAPI`."""
+    router = APIRouter(route_class=ErrorRoute)
+    guard = [Depends(bearer_guard(api.token))] if api.token else []
+    auth = (401,) if api.token else ()
+
+    # One flat router (no nested ones): routing through nested routers costs every request.
+    def route(method: str, path: str, **options: Any) -> Callable[[_F], _F]:
+        return router.api_route(
+            f"/api{path}", methods=[method], dependencies=guard, tags=["tasks"], **options
+        )
+
+    async def submit(items: list[SubmitRequest], batch: bool) -> list[TaskInfo]:
+        infos = await api.submitter.submit(_prepare(api, items, batch))
+        api.submitted(infos)
+        return infos
+
+    @route(
+        "POST",
+        "/tasks",
+        status_code=202,
+        summary="Submit a task (or a list of tasks, as the batch route)",
+        response_model=None,
+        responses={
+            202: {
+                "description": "Submitted; the task's URL is in Location. "
+                "A list body gets the list of ids, in order.",
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "oneOf": [
+                                SubmitResponse.model_json_schema(),
+                                {"type": "array", "items": {"type": "string", "format": "uuid"}},
+                            ]
+                        }
+                    }
+                },
+            },
+            **_responses(*auth, 409, 413, 422, 500, 503),
+        },
+        openapi_extra={"requestBody": _submit_body_schema()},
+    )
+    async def submit_task(request: Request) -> Response:
+        body = await request.body()
+        if body.lstrip()[:1] == b"[":
+            infos = await submit(_parse(body, batch=True), batch=True)
+            return JSONResponse([str(i.id) for i in infos], status_code=202)
+        (info,) = await submit(_parse(body, batch=False), batch=False)
+        return JSONResponse(
+            {"task_id": str(info.id)},
+            status_code=202,
+            headers={"Location": f"{request.scope['path'].rstrip('/')}/{info.id}"},
+        )
+
+    @route(
+        "POST",
+        "/tasks/batch",
+        status_code=202,
+        summary="Submit tasks, all or nothing",
+        response_model=None,
+        responses={
+            202: {
+                "description": "The new tasks' ids, in request order",
+                "content": {
+                    "application/json": {
+                        "schema": {"type": "array", "items": {"type": "string", "format": "uuid"}}
+                    }
+                },
+            },
+            **_responses(*auth, 409, 413, 422, 500, 503),
+        },
+        openapi_extra={"requestBody": _batch_body_schema()},
+    )
+    async def submit_batch(request: Request) -> Response:
+        infos = await submit(_parse(await request.body(), batch=True), batch=True)
+        return JSONResponse([str(i.id) for i in infos], status_code=202)
+
+    @route(
+        "GET",
+        "/tasks",
+        summary="List tasks, newest first",
+        response_model=TaskPage,
+        responses=_responses(*auth, 422, 500, 503),
+    )
+    async def list_tasks(
+        status: list[Status] | None = Query(None),  # noqa: B008
+        task: str | None = Query(None, max_length=200),
+        queue: str | None = Query(None, max_length=200),
+        name: str | None = Query(None, max_length=200),
+        limit: int = Query(50, ge=1, le=MAX_PAGE),
+        cursor: str | None = Query(None, max_length=200),
+    ) -> Response:
+        try:
+            items, next_cursor = await api.app.list(
+                status=status, task=task, queue=queue, name=name, limit=limit, cursor=cursor
+            )
+        except InvalidArgumentsError as exc:
+            raise InvalidRequestError([(["query", "cursor"], str(exc), "value_error")]) from None
+        return JSONResponse({"items": [i.to_json() for i in items], "cursor": next_cursor})
+
+    @route(
+        "GET",
+        "/tasks/{task_id}",
+        summary="One task",
+        response_model=TaskOut,
+        responses=_responses(*auth, 404, 500, 503),
+    )
+    async def get_task(task_id: str) -> Response:
+        info = await api.app.get(_task_id(task_id))
+        if info is None:
+            raise ApiError(404, f"no task with id {task_id}")
+        return _task_response(info)
+
+    @route(
+        "POST",
+        "/tasks/{task_id}/cancel",
+        status_code=202,
+        summary="Cancel: Pending at once, Running within about a second",
+        response_model=TaskOut,
+        responses=_responses(*auth, 404, 409, 500, 503),
+    )
+    async def cancel_task(task_id: str) -> Response:
+        info = await api.app.cancel(_task_id(task_id))
+        if info.status in (Status.COMPLETED, Status.FAILED):
+            raise ApiError(409, f"task {task_id} had already ended {info.status.value}")
+        api.hub.observe(info)
+        return _task_response(info, 202)
+
+    @route(
+        "POST",
+        "/tasks/{task_id}/retry",
+        status_code=202,
+        summary="Run a Failed or Cancelled task again",
+        response_model=TaskOut,
+        responses=_responses(*auth, 404, 409, 500, 503),
+    )
+    async def retry_task(task_id: str) -> Response:
+        info = await api.app.retry(_task_id(task_id))
+        api.hub.observe(info)
+        return _task_response(info, 202)
+
+    @route(
+        "GET",
+        "/task-types",
+        summary="Task functions, with their arguments' JSON Schema",
+        response_model=list[TaskTypeOut],
+        responses=_responses(*auth, 500),
+    )
+    async def task_types() -> Response:
+        return JSONResponse(api.app.task_types())
+
+    @route(
+        "GET",
+        "/stats",
+        summary="Counts by status and queue, workers, recent throughput",
+        response_model=StatsOut,
+        responses=_responses(*auth, 500, 503),
+    )
+    async def stats() -> Response:
+        counts = await api.app.counts()
+        return JSONResponse(
+            {
+                "by_status": {s.value: n for s, n in counts.by_status().items()},
+                "by_queue": {
+                    queue: {s.value: per.get(s, 0) for s in Status}
+                    for queue, per in sorted(counts.by_queue.items())
+                },
+                "workers": api.workers(),
+                "throughput": api.hub.throughput(),
+            }
+        )
+
+    @route(
+        "GET",
+        "/events",
+        summary="Server-Sent Events: task status changes and progress",
+        response_class=StreamingResponse,
+        responses={
+            200: {
+                "description": "An endless `text/event-stream`: `status` and `progress` "
+                "events whose data is the task (without args and traceback), and a "
+                "comment line as keep-alive.",
+                "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            },
+            **_responses(*auth, 422, 500),
+        },
+    )
+    async def events(
+        id: list[str] | None = Query(None, description="Only these tasks"),  # noqa: B008
+        task: str | None = Query(None, description="Only this task function"),
+        queue: str | None = Query(None, description="Only this queue"),
+    ) -> StreamingResponse:
+        return StreamingResponse(
+            api.hub.subscribe(ids=id, task=task, queue=queue, keepalive=api.keepalive),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    @router.get(
+        "/health/live", summary="The process is up", response_model=HealthOut, tags=["health"]
+    )
+    async def live() -> Response:
+        return JSONResponse({"status": "ok"})
+
+    @router.get(
+        "/health/ready",
+        tags=["health"],
+        summary="The store is reachable and the worker (if any) is running",
+        response_model=HealthOut,
+        responses={503: {"model": HealthOut, "description": "Not ready, with the reason"}},
+    )
+    async def ready() -> Response:
+        reason = await api.not_ready()
+        if reason is not None:
+            return JSONResponse({"status": "unavailable", "reason": reason}, status_code=503)
+        return JSONResponse({"status": "ok"})
+
+    @router.get(
+        "/metrics",
+        tags=["health"],
+        summary="Prometheus metrics",
+        response_class=PlainTextResponse,
+        responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+    )
+    async def metrics() -> Response:
+        return Response(await api.render_metrics(), media_type=CONTENT_TYPE)
+
+    return router

@@ -1,0 +1,196 @@
+"""Request and response bodies of the HTTP API, as pydantic models (and so as OpenAPI).
+
+Submit bodies are strict: a wrong type is refused, never coerced (``"priority": "1"`` is a
+422, not a 1), unknown fields are refused, and numbers are range-checked here so the schema
+a client reads says exactly what the server accepts. Responses are written by
+`TaskInfo.to_json` directly (fast); `TaskOut` documents that shape, and a test holds the two
+together.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+
+from taskward.models import Status
+from taskward.tasks import MAX_INT32, MAX_NAME_LENGTH, MAX_PRIORITY, MIN_PRIORITY
+
+__all__ = [
+    "MAX_BATCH",
+    "MAX_DELAY",
+    "ErrorBody",
+    "FieldError",
+    "HealthOut",
+    "ProgressOut",
+    "StatsOut",
+    "SubmitRequest",
+    "SubmitResponse",
+    "TaskOut",
+    "TaskPage",
+    "TaskTypeOut",
+    "ValidationErrorBody",
+    "WorkerOut",
+]
+
+#: Most tasks in one batch submit (the 1 MiB body limit usually comes first).
+MAX_BATCH = 1000
+#: The longest delay: a hundred years. Beyond, the due time would not fit a datetime.
+MAX_DELAY = 100 * 365.25 * 86_400
+
+
+class SubmitRequest(BaseModel):
+    """One task to submit. Every field but ``task`` (when there is a default task) is optional."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, title="SubmitRequest")
+
+    task: str | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_NAME_LENGTH,
+        description="A registered task function (see GET /api/task-types); "
+        "leave out for the app's default task.",
+    )
+    name: str | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_NAME_LENGTH,
+        description="A label, unique among active (Pending, Running) tasks.",
+    )
+    args: dict[str, Any] | None = Field(
+        None, description="The task function's arguments, by name (its JSON Schema)."
+    )
+    priority: int | None = Field(
+        None, ge=MIN_PRIORITY, le=MAX_PRIORITY, description="Lower runs first; default 0."
+    )
+    queue: str | None = Field(None, min_length=1, max_length=MAX_NAME_LENGTH)
+    delay: float | None = Field(
+        None, ge=0, le=MAX_DELAY, allow_inf_nan=False, description="Seconds before it may run."
+    )
+    run_at: AwareDatetime | None = Field(
+        None,
+        description="When it may run (with a timezone; years 1900 to 9000); instead of delay.",
+    )
+    max_attempts: int | None = Field(None, ge=1, le=MAX_INT32)
+    timeout: float | None = Field(
+        None, gt=0, allow_inf_nan=False, description="Seconds one attempt may take."
+    )
+
+    @field_validator("run_at")
+    @classmethod
+    def _representable(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        try:
+            year = value.astimezone(UTC).year
+        except OverflowError:
+            year = 0
+        if not 1900 <= year < 9000:
+            raise ValueError("run_at must be between the years 1900 and 9000")
+        return value
+
+
+class SubmitResponse(BaseModel):
+    """The id of the task just submitted."""
+
+    task_id: UUID
+
+
+class ProgressOut(BaseModel):
+    """What a running task last reported."""
+
+    done: float
+    total: float | None
+    message: str | None
+
+
+class TaskOut(BaseModel):
+    """A task, as ``GET /api/tasks/{id}`` shows it."""
+
+    id: UUID
+    name: str | None
+    task: str | None
+    args: dict[str, Any] | None
+    priority: int
+    queue: str | None
+    status: Status
+    error: str | None
+    traceback: str | None
+    result: Any
+    progress: ProgressOut | None
+    attempts: int
+    max_attempts: int
+    created_at: datetime
+    run_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class TaskPage(BaseModel):
+    """A page of tasks, newest first; pass ``cursor`` back to get the next (null: last)."""
+
+    items: list[TaskOut]
+    cursor: str | None
+
+
+class TaskTypeOut(BaseModel):
+    """A task function, with the JSON Schema of its arguments."""
+
+    name: str
+    description: str | None
+    queue: str
+    priority: int
+    max_attempts: int
+    timeout: float | None
+    default: bool
+    args: dict[str, Any]
+
+
+class WorkerOut(BaseModel):
+    """A worker and its slots."""
+
+    id: str
+    host: str
+    pid: int
+    queues: list[str] | None
+    concurrency: int
+    running: int
+    alive: bool
+
+
+class StatsOut(BaseModel):
+    """Counts by status and queue, workers, and recent throughput."""
+
+    by_status: dict[str, int]
+    by_queue: dict[str, dict[str, int]]
+    workers: list[WorkerOut]
+    throughput: dict[str, float]
+
+
+class HealthOut(BaseModel):
+    """``ok``, or ``unavailable`` with the reason."""
+
+    status: str
+    reason: str | None = None
+
+
+class ErrorBody(BaseModel):
+    """Every error but 422: a sentence saying what went wrong."""
+
+    detail: str
+
+
+class FieldError(BaseModel):
+    """One problem with a request: where (``["body", "priority"]``), what, and its kind."""
+
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ValidationErrorBody(BaseModel):
+    """422: each problem, naming its field."""
+
+    detail: list[FieldError]
