@@ -99,7 +99,7 @@ async def drive(port: int, requests: list[tuple[str, str, bytes]], concurrency: 
 
 @contextlib.contextmanager
 def server(db: str, port: int, worker: bool) -> Iterator[subprocess.Popen[bytes]]:
-    args = [sys.executable, "-m", "taskward.serve", "--port", str(port)]
+    args = [sys.executable, "-m", "taskward", "serve", "--port", str(port)]
     if not worker:
         args.append("--no-worker")
     env = {**os.environ, "TASKWARD_DB": db}

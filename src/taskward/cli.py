@@ -136,7 +136,31 @@ pass_ctx = click.make_pass_decorator(_Ctx)
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 
 
-@click.group()
+class _Commands(click.Group):
+    """The command group; ``serve`` is imported only when used (it loads the server stack)."""
+
+    lazy = {"serve": "taskward.serve:serve"}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.lazy])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = self.lazy.get(cmd_name)
+        if target is None:
+            return super().get_command(ctx, cmd_name)
+        module_name, _, attr = target.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise click.ClickException(
+                f"`taskward {cmd_name}` needs the server extra: "
+                f"pip install 'taskward[server]' ({exc})"
+            ) from exc
+        command: click.Command = getattr(module, attr)
+        return command
+
+
+@click.group(cls=_Commands)
 @click.option(
     "--db",
     envvar="TASKWARD_DB",

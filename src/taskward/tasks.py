@@ -90,6 +90,11 @@ def _check_label(kind: str, value: object) -> str:
     return value
 
 
+#: Bounds that keep every due time a datetime can show (a row must always read back).
+MAX_DELAY = 100 * 365.25 * 86_400
+MIN_RUN_AT_YEAR, MAX_RUN_AT_YEAR = 1900, 9000
+
+
 def check_options(
     *,
     name: object = None,
@@ -121,8 +126,11 @@ def check_options(
         raise InvalidArgumentsError("give delay or run_at, not both")
     delay_s: float | None = None
     if delay is not None:
-        if not (_is_number(delay) and math.isfinite(delay) and delay >= 0):  # type: ignore[arg-type,operator]
-            raise InvalidArgumentsError(f"delay must be a number of seconds >= 0, got {delay!r}")
+        if not (_is_number(delay) and 0 <= delay <= MAX_DELAY):  # type: ignore[operator]
+            raise InvalidArgumentsError(
+                f"delay must be a number of seconds in [0, {MAX_DELAY:.0f}] (100 years), "
+                f"got {delay!r}"
+            )
         delay_s = float(delay)  # type: ignore[arg-type]
     run_at_ts: float | None = None
     if run_at is not None:
@@ -132,6 +140,11 @@ def check_options(
             raise InvalidArgumentsError(
                 "run_at must be timezone-aware (e.g. datetime.now(UTC) + timedelta(...)); "
                 "a naive datetime is ambiguous"
+            )
+        if not MIN_RUN_AT_YEAR <= run_at.year < MAX_RUN_AT_YEAR:
+            raise InvalidArgumentsError(
+                f"run_at must be between the years {MIN_RUN_AT_YEAR} and {MAX_RUN_AT_YEAR}, "
+                f"got {run_at.isoformat()}"
             )
         run_at_ts = run_at.timestamp()
     return delay_s, run_at_ts

@@ -24,7 +24,7 @@ from taskward.models import Status
 pytestmark = [pytest.mark.slow]
 
 # Until `serve` is wired into the `taskward` group, run its module directly.
-SERVE = [sys.executable, "-m", "taskward.serve"]
+SERVE = [sys.executable, "-m", "taskward", "serve"]
 NO_SUCH_ID = "00000000-0000-0000-0000-000000000000"
 
 

@@ -286,7 +286,7 @@ def test_run_at_must_be_aware_and_becomes_posix_time(app: App) -> None:
 @pytest.mark.parametrize(
     ("options", "words"),
     [
-        ({"delay": -1}, "delay must be a number of seconds >= 0"),
+        ({"delay": -1}, "delay must be a number of seconds in \\[0, "),
         ({"delay": float("nan")}, "delay must be a number"),
         ({"run_at": "2030-01-01"}, "run_at must be a datetime"),
         ({"priority": True}, "priority must be an integer"),
@@ -329,3 +329,22 @@ def test_prepare_args_validates_like_bind(app: App) -> None:
     assert job.prepare_args({"n": "2"}).args == '{"n":2}'
     with pytest.raises(InvalidArgumentsError, match="m: unexpected argument"):
         job.prepare_args({"m": 1})
+
+
+@pytest.mark.parametrize("delay", [1e300, float("inf"), float("nan"), -0.5])
+def test_delays_that_no_datetime_can_show_are_refused(app: App, delay: float) -> None:
+    @app.task(name="later")
+    def later() -> None:
+        pass
+
+    with pytest.raises(InvalidArgumentsError, match="delay must be a number of seconds"):
+        later.prepare(delay=delay)
+
+
+def test_run_at_beyond_year_9000_is_refused(app: App) -> None:
+    @app.task(name="far")
+    def far() -> None:
+        pass
+
+    with pytest.raises(InvalidArgumentsError, match="between the years 1900 and 9000"):
+        far.prepare(run_at=datetime(9500, 1, 1, tzinfo=UTC))
