@@ -179,7 +179,10 @@ class _Commands(click.Group):
 @click.pass_context
 def main(ctx: click.Context, db: str | None, app_spec: str | None, verbose: int) -> None:
     """taskward: background tasks, durable on SQLite or PostgreSQL."""
-    level = logging.WARNING - 10 * min(verbose, 2)  # -v: INFO, -vv: DEBUG
+    # The long-running commands tell what they do (start, signals, releases); the others only
+    # warn. Each -v shows one level more.
+    base = logging.INFO if ctx.invoked_subcommand in ("serve", "worker") else logging.WARNING
+    level = max(logging.DEBUG, base - 10 * verbose)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     ctx.obj = _Ctx(db, app_spec)
 
