@@ -365,6 +365,32 @@ class App:
                 self._opening = None
         return store
 
+    async def workers(self) -> builtins.list[dict[str, Any]]:
+        """The worker processes alive now: id, host, pid, queues, concurrency, running,
+        started_at, last_seen (their beats, every third of a lease)."""
+        store = await self._ready()
+        out = []
+        for w in await store.workers():
+            try:
+                info = json.loads(w.info)
+            except ValueError:
+                info = {}
+            if not isinstance(info, dict):
+                info = {}
+            out.append(
+                {
+                    "id": w.id,
+                    "host": info.get("host"),
+                    "pid": info.get("pid"),
+                    "queues": info.get("queues"),
+                    "concurrency": info.get("concurrency"),
+                    "running": info.get("running"),
+                    "started_at": from_timestamp(w.started_at),
+                    "last_seen": from_timestamp(w.last_seen),
+                }
+            )
+        return out
+
     async def connect(self) -> Store:
         """The app's store, opened on the running event loop (for workers and tools)."""
         return await self._ready()

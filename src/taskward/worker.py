@@ -170,6 +170,8 @@ class Worker:
                 helper.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
             await manager.shutdown(grace=1.0)
+            with contextlib.suppress(Exception):  # else its beat simply expires
+                await store.worker_gone(self.id)
             logger.info("worker %s: stopped", self.id)
 
     async def _claim_loop(self, until_idle: bool) -> None:
@@ -420,10 +422,25 @@ class Worker:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
+    async def _beat(self) -> None:
+        """Tell the store this worker is alive (for stats and readiness), until a lease."""
+        info = {
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "queues": self.queues,
+            "concurrency": self.concurrency,
+            "running": len(self._runs),
+        }
+        try:
+            await self.store.worker_beat(self.id, json.dumps(info), self.lease)
+        except Exception as exc:
+            logger.warning("worker %s: beat failed (%s)", self.id, exc)
+
     async def _heartbeats(self) -> None:
         store = self.store
         failures = 0
         while True:
+            await self._beat()
             await asyncio.sleep(self.heartbeat_every)
             leases = [
                 (run.record.id, run.record.lease_token or "")

@@ -210,3 +210,18 @@ async def test_stats_show_the_in_process_worker_and_throughput(
     assert worker["alive"] is True
     assert worker["concurrency"] == 4
     assert worker["running"] == 0
+
+
+async def test_stats_show_workers_of_other_processes(app: App, client: httpx.AsyncClient) -> None:
+    store = await app.connect()
+    info = '{"host": "elsewhere", "pid": 4242, "queues": ["emails"], "concurrency": 8}'
+    await store.worker_beat("elsewhere:4242:abcd", info, ttl=30)
+    (worker,) = (await client.get("/api/stats")).json()["workers"]
+    assert (worker["id"], worker["host"], worker["pid"]) == (
+        "elsewhere:4242:abcd",
+        "elsewhere",
+        4242,
+    )
+    assert (worker["queues"], worker["concurrency"], worker["alive"]) == (["emails"], 8, True)
+    await store.worker_gone("elsewhere:4242:abcd")
+    assert (await client.get("/api/stats")).json()["workers"] == []

@@ -15,7 +15,7 @@ from uuid import UUID
 from taskward.app import App
 from taskward.errors import StoreError
 from taskward.models import Status, TaskInfo
-from taskward.stores.base import Counts, NewTask, Page, Store, TaskRecord
+from taskward.stores.base import Counts, NewTask, Page, Store, TaskRecord, WorkerRecord
 from taskward.worker import Worker
 
 
@@ -227,6 +227,18 @@ class FaultyStore:
 
     async def wait_for_change(self, timeout: float) -> None:
         await self.inner.wait_for_change(timeout)
+
+    async def worker_beat(self, worker_id: str, info: str, ttl: float) -> None:
+        self._enter("worker_beat")
+        await self.inner.worker_beat(worker_id, info, ttl)
+
+    async def worker_gone(self, worker_id: str) -> None:
+        self._enter("worker_gone")
+        await self.inner.worker_gone(worker_id)
+
+    async def workers(self) -> builtins.list[WorkerRecord]:
+        self._enter("workers")
+        return await self.inner.workers()
 
     async def list(
         self,

@@ -699,6 +699,26 @@ async def test_open_is_idempotent(store: Store) -> None:
     assert await store.get(row.id) == row
 
 
+async def test_workers_are_alive_while_they_beat(store: Store, clock: FakeClock) -> None:
+    assert await store.workers() == []
+    await store.worker_beat("w1", '{"pid": 1}', ttl=30)
+    clock.advance(1)
+    await store.worker_beat("w2", '{"pid": 2}', ttl=5)
+    await store.worker_beat("w1", '{"pid": 1, "running": 3}', ttl=30)  # a later beat
+    w1, w2 = await store.workers()
+    assert (w1.id, w1.info, w1.started_at, w1.last_seen) == (
+        "w1",
+        '{"pid": 1, "running": 3}',
+        START,
+        START + 1,
+    )
+    assert (w2.id, w2.expires_at) == ("w2", START + 6)
+    clock.advance(6)  # w2 missed its beat: it is gone
+    assert [w.id for w in await store.workers()] == ["w1"]
+    await store.worker_gone("w1")  # a clean stop
+    assert await store.workers() == []
+
+
 async def test_now_is_the_store_clock(store: Store, clock: FakeClock) -> None:
     assert await store.now() == START
     clock.advance(7)

@@ -325,7 +325,7 @@ def build_router(api: TaskwardAPI) -> APIRouter:
                     queue: {s.value: per.get(s, 0) for s in Status}
                     for queue, per in sorted(counts.by_queue.items())
                 },
-                "workers": api.workers(),
+                "workers": await api.workers(),
                 "throughput": api.hub.throughput(),
             }
         )

@@ -149,15 +149,17 @@ class TaskTypeOut(BaseModel):
 
 
 class WorkerOut(BaseModel):
-    """A worker and its slots."""
+    """A worker process alive now (it beat within its lease), with its slots."""
 
     id: str
-    host: str
-    pid: int
+    host: str | None
+    pid: int | None
     queues: list[str] | None
-    concurrency: int
-    running: int
+    concurrency: int | None
+    running: int | None
     alive: bool
+    started_at: str | None
+    last_seen: str | None
 
 
 class StatsOut(BaseModel):

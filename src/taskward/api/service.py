@@ -17,8 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import socket
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -182,22 +180,16 @@ class TaskwardAPI:
         """True while this process's worker runs."""
         return self._worker_running
 
-    def workers(self) -> list[dict[str, Any]]:
-        """Workers known to this API: for now, the one in this process."""
-        # TODO(lead): switch to `await self.app.workers()` (the store's registry) once it lands.
-        w = self.worker
-        if w is None:
-            return []
+    async def workers(self) -> list[dict[str, Any]]:
+        """The worker processes alive now, from the store's registry (any host)."""
         return [
             {
-                "id": w.id,
-                "host": socket.gethostname(),
-                "pid": os.getpid(),
-                "queues": w.queues,
-                "concurrency": w.concurrency,
-                "running": w.running,
-                "alive": self._worker_running,
+                **w,
+                "alive": True,
+                "started_at": w["started_at"].isoformat() if w["started_at"] else None,
+                "last_seen": w["last_seen"].isoformat() if w["last_seen"] else None,
             }
+            for w in await self.app.workers()
         ]
 
     async def not_ready(self) -> str | None:

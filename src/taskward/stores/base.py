@@ -25,7 +25,7 @@ from uuid import UUID
 
 from taskward.models import Status
 
-__all__ = ["ChangeSignal", "Counts", "NewTask", "Page", "Store", "TaskRecord"]
+__all__ = ["ChangeSignal", "Counts", "NewTask", "Page", "Store", "TaskRecord", "WorkerRecord"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -71,6 +71,17 @@ class TaskRecord:
     error: str | None = None
     traceback: str | None = None
     progress: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkerRecord:
+    """A worker process that is alive: it beat within its ``ttl``."""
+
+    id: str
+    info: str  # JSON: host, pid, queues, concurrency, running
+    started_at: float
+    last_seen: float
+    expires_at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,6 +284,18 @@ class Store(Protocol):
         """Delete up to ``limit`` finished tasks whose ``finished_at`` is older than
         ``now - older_than[status]`` (statuses not in the mapping are kept). Returns the count.
         """
+        ...
+
+    async def worker_beat(self, worker_id: str, info: str, ttl: float) -> None:
+        """Say this worker is alive for ``ttl`` more seconds, with its ``info`` (JSON)."""
+        ...
+
+    async def worker_gone(self, worker_id: str) -> None:
+        """Forget a worker that stopped cleanly."""
+        ...
+
+    async def workers(self) -> builtins.list[WorkerRecord]:
+        """The workers alive now, oldest first (and forget those whose beat expired)."""
         ...
 
     async def wait_for_change(self, timeout: float) -> None:

@@ -28,7 +28,14 @@ from uuid import UUID
 
 from taskward.errors import DuplicateNameError, InvalidTransitionError, StoreError
 from taskward.models import ACTIVE, FINISHED, Status
-from taskward.stores.base import ChangeSignal, Counts, NewTask, Page, TaskRecord
+from taskward.stores.base import (
+    ChangeSignal,
+    Counts,
+    NewTask,
+    Page,
+    TaskRecord,
+    WorkerRecord,
+)
 
 __all__ = ["MemoryStore"]
 
@@ -132,6 +139,7 @@ class MemoryStore:
         self._gen = itertools.count(1)
         self._change = ChangeSignal()
         self._closed = False
+        self._workers: dict[str, WorkerRecord] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -411,6 +419,29 @@ class MemoryStore:
     async def counts(self) -> Counts:
         """How many tasks there are by queue and status."""
         return Counts(by_queue={q: dict(per) for q, per in self._counts.items() if per})
+
+    async def worker_beat(self, worker_id: str, info: str, ttl: float) -> None:
+        """Say this worker is alive for ``ttl`` more seconds."""
+        now = self._clock()
+        old = self._workers.get(worker_id)
+        self._workers[worker_id] = WorkerRecord(
+            id=worker_id,
+            info=info,
+            started_at=now if old is None else old.started_at,
+            last_seen=now,
+            expires_at=now + ttl,
+        )
+
+    async def worker_gone(self, worker_id: str) -> None:
+        """Forget a worker that stopped cleanly."""
+        self._workers.pop(worker_id, None)
+
+    async def workers(self) -> list[WorkerRecord]:
+        """The workers alive now, oldest first."""
+        now = self._clock()
+        for worker_id in [w.id for w in self._workers.values() if w.expires_at <= now]:
+            del self._workers[worker_id]
+        return sorted(self._workers.values(), key=lambda w: (w.started_at, w.id))
 
     async def wait_for_change(self, timeout: float) -> None:
         """Return when a task is inserted, retried or cancel-requested, or at ``timeout``."""

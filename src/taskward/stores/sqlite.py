@@ -44,7 +44,14 @@ from uuid import UUID
 
 from taskward.errors import ConfigurationError, InvalidTransitionError, StoreError
 from taskward.models import Status
-from taskward.stores.base import ChangeSignal, Counts, NewTask, Page, TaskRecord
+from taskward.stores.base import (
+    ChangeSignal,
+    Counts,
+    NewTask,
+    Page,
+    TaskRecord,
+    WorkerRecord,
+)
 from taskward.stores.memory import (
     check_batch_names,
     check_finish_status,
@@ -336,6 +343,24 @@ class SQLiteStore:
         # On the thread: deleting a batch can take a while, and is never urgent.
         pruned: int = await self._submit(_WRITE, _rowcount, (_SQL["prune"], (*cutoffs, limit)))
         return pruned
+
+    async def worker_beat(self, worker_id: str, info: str, ttl: float) -> None:
+        """Say this worker is alive for ``ttl`` more seconds."""
+        now = self._clock()
+        await self._write(_rowcount, _SQL["worker_beat"], (worker_id, info, now, now + ttl))
+
+    async def worker_gone(self, worker_id: str) -> None:
+        """Forget a worker that stopped cleanly."""
+        await self._write(_rowcount, _SQL["worker_gone"], (worker_id,))
+
+    async def workers(self) -> list[WorkerRecord]:
+        """The workers alive now, oldest first."""
+        await self._write(_rowcount, _SQL["forget_workers"], (self._clock(),))
+        rows = await self._read(_fetchall, _SQL["workers"], ())
+        return [
+            WorkerRecord(id=r[0], info=r[1], started_at=r[2], last_seen=r[3], expires_at=r[4])
+            for r in rows
+        ]
 
     # -- reads -------------------------------------------------------------------------------
 

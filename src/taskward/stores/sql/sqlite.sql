@@ -41,6 +41,14 @@ CREATE INDEX tasks_claim ON tasks (queue, priority, run_at, seq)
     WHERE status = 'Pending' AND cancel_requested = 0;
 CREATE INDEX tasks_lease ON tasks (lease_expires_at) WHERE status = 'Running';
 CREATE INDEX tasks_finished ON tasks (status, finished_at) WHERE finished_at IS NOT NULL;
+-- Worker processes that said they are alive; a row is kept while its beat has not expired.
+CREATE TABLE workers (
+    id         TEXT PRIMARY KEY,
+    info       TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    last_seen  REAL NOT NULL,
+    expires_at REAL NOT NULL
+);
 
 -- name: insert_one
 INSERT INTO tasks (id, task, args, name, priority, queue, status, max_attempts, timeout,
@@ -181,3 +189,17 @@ SELECT * FROM tasks WHERE {where} ORDER BY seq DESC LIMIT ?;
 
 -- name: counts
 SELECT queue, status, count(*) FROM tasks GROUP BY queue, status;
+
+-- name: worker_beat
+INSERT INTO workers (id, info, started_at, last_seen, expires_at) VALUES (?1, ?2, ?3, ?3, ?4)
+ON CONFLICT (id) DO UPDATE
+SET info = excluded.info, last_seen = excluded.last_seen, expires_at = excluded.expires_at;
+
+-- name: worker_gone
+DELETE FROM workers WHERE id = ?;
+
+-- name: forget_workers
+DELETE FROM workers WHERE expires_at <= ?;
+
+-- name: workers
+SELECT id, info, started_at, last_seen, expires_at FROM workers ORDER BY started_at, id;
