@@ -1,0 +1,742 @@
+"""The PostgreSQL store: many worker processes on many hosts sharing one database.
+
+- **Claims** are one statement: ``UPDATE ... FROM (SELECT ... ORDER BY priority, run_at, seq
+  LIMIT n FOR UPDATE SKIP LOCKED)``. Concurrent claimers pass over each other's rows instead
+  of waiting for them, and partial indexes on Pending tasks keep a claim's cost flat however
+  long the history grows.
+- **Clock.** Every lease and due time is computed by the database (``now()``), never by a
+  host, so workers with skewed clocks agree. ``clock=`` replaces it for the contract tests
+  only (a fake clock passed as a parameter to every statement).
+- **Schema.** Plain numbered migrations in ``sql/postgres/`` (``0001_init.sql``, ...),
+  recorded in ``taskward_schema_version``. `PostgresStore.migrate` (``taskward migrate``)
+  applies them; `open` only checks: a database behind this code is refused with the advice
+  to migrate, one ahead of it is a `ConfigurationError` (upgrade taskward).
+- **Wake-ups.** Triggers NOTIFY the channel ``taskward`` when tasks are inserted, become
+  Pending again, or are asked to cancel. `wait_for_change` LISTENs on a dedicated connection
+  (reconnected in the background) behind a `ChangeSignal`; when notifications are lost (a
+  transaction-mode pooler, a dropped connection) it still returns at its timeout, so callers
+  that poll on that timeout (the worker does) keep working, only slower.
+- **Maintenance leader.** `lead` holds a session advisory lock on a dedicated connection:
+  one process at a time rescues and prunes; when it dies its session ends, the lock frees,
+  and the next process to ask takes over.
+- **Transactional submit.** `insert` with ``connection=`` (the caller's asyncpg connection)
+  inserts inside the caller's transaction: the tasks, and the NOTIFY, exist only if it commits.
+- **Outages.** Connection failures become `StoreError` (the worker backs off and retries);
+  asyncpg's pool replaces dead connections by itself.
+
+The statements live in ``sql/postgres/queries.sql``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import contextlib
+import dataclasses
+import logging
+import re
+from collections.abc import Callable, Mapping, Sequence
+from importlib import resources
+from typing import Any
+from urllib.parse import urlsplit
+from uuid import UUID
+
+import asyncpg
+
+from taskward.errors import (
+    ConfigurationError,
+    DuplicateNameError,
+    InvalidTransitionError,
+    StoreError,
+)
+from taskward.models import Status
+from taskward.stores.base import (
+    ChangeSignal,
+    Counts,
+    NewTask,
+    Page,
+    TaskRecord,
+    WorkerRecord,
+)
+from taskward.stores.memory import (
+    check_batch_names,
+    check_finish_status,
+    check_limit,
+    decode_cursor,
+    duplicate_name_error,
+    encode_cursor,
+    rescued_changes,
+    resolve_run_at,
+)
+
+__all__ = ["CHANNEL", "SCHEMA_VERSION", "PostgresStore"]
+
+logger = logging.getLogger("taskward.stores.postgres")
+
+#: The NOTIFY channel of task changes.
+CHANNEL = "taskward"
+# Advisory lock keys (64-bit, fixed): serialize migrations; elect the maintenance leader.
+_MIGRATE_KEY = 0x7461736B77617201  # "taskwar" + 1
+_LEADER_KEY = 0x7461736B77617202
+
+_SQL_DIR = resources.files("taskward.stores").joinpath("sql", "postgres")
+
+
+def _load_statements() -> dict[str, str]:
+    """The statements of ``queries.sql`` by their ``-- name:``."""
+    text = _SQL_DIR.joinpath("queries.sql").read_text("utf-8")
+    out: dict[str, str] = {}
+    for chunk in re.split(r"^-- name: ", text, flags=re.MULTILINE)[1:]:
+        name, _, body = chunk.partition("\n")
+        out[name.strip()] = body.strip().removesuffix(";")
+    return out
+
+
+def _load_migrations() -> dict[int, str]:
+    """The numbered migration scripts (``0001_init.sql`` ...) by version."""
+    out: dict[int, str] = {}
+    for entry in _SQL_DIR.iterdir():
+        match = re.fullmatch(r"(\d{4})_\w+\.sql", entry.name)
+        if match:
+            out[int(match.group(1))] = entry.read_text("utf-8")
+    return dict(sorted(out.items()))
+
+
+_SQL = _load_statements()
+_MIGRATIONS = _load_migrations()
+#: The schema this code reads and writes: the newest migration.
+SCHEMA_VERSION = max(_MIGRATIONS)
+
+# What a lost or refused connection raises: the worker backs off and tries again.
+_DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
+_NAME_TAKEN = re.compile(r"Key \(name\)=\((?P<name>.*)\) already exists", re.DOTALL)
+_LIST_FILTERS = ("task", "queue", "name")  # columns `list` filters on by equality
+
+
+class PostgresStore:
+    """A `Store` in a PostgreSQL database, shared by any number of processes and hosts."""
+
+    url: str
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        clock: Callable[[], float] | None = None,
+        min_size: int = 1,
+        max_size: int = 10,
+        command_timeout: float | None = 60.0,
+    ) -> None:
+        """``clock`` is for tests only: None (the default) uses the database's ``now()``."""
+        if not 0 <= min_size <= max_size or max_size < 1:
+            raise ConfigurationError(
+                f"pool sizes need 0 <= min_size <= max_size and max_size >= 1,"
+                f" not {min_size} and {max_size}"
+            )
+        self.url = url
+        self._clock = clock
+        self._min_size = min_size
+        self._max_size = max_size
+        self._command_timeout = command_timeout
+        self._where = _describe(url)
+        self._pool: asyncpg.Pool[asyncpg.Record] | None = None
+        self._open_lock: asyncio.Lock | None = None
+        self._change = ChangeSignal()
+        self._listener: asyncio.Task[None] | None = None
+        self._leader: asyncpg.Connection[asyncpg.Record] | None = None
+        self._leading = False
+        self._lead_lock: asyncio.Lock | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Connect (a pool) and check the schema version. Idempotent.
+
+        Raises `ConfigurationError` when the schema is missing or older than this code
+        (run ``taskward migrate``) or newer (upgrade taskward), `StoreError` when the
+        database cannot be reached.
+        """
+        if self._open_lock is None:
+            self._open_lock = asyncio.Lock()
+        async with self._open_lock:
+            if self._pool is not None:
+                return
+            try:
+                pool = await asyncpg.create_pool(
+                    self.url,
+                    min_size=self._min_size,
+                    max_size=self._max_size,
+                    command_timeout=self._command_timeout,
+                    server_settings=self._server_settings(),
+                )
+            except _DB_ERRORS as e:
+                raise StoreError(f"cannot connect to {self._where}: {e}") from e
+            try:
+                async with pool.acquire() as conn:
+                    version = await _schema_version(conn)
+                self._check_version(version)
+            except BaseException:
+                await _close_pool(pool)
+                raise
+            self._pool = pool
+
+    async def migrate(self) -> int:
+        """Create or upgrade the schema to `SCHEMA_VERSION`; return the version found before.
+
+        Migrations run in one transaction under an advisory lock, so concurrent callers
+        apply each one once. Needs no `open` first.
+        """
+        conn = await self._connect()
+        try:
+            async with conn.transaction():
+                await conn.execute(_SQL["xact_lock"], _MIGRATE_KEY)
+                await conn.execute(_SQL["bootstrap"])
+                before: int = await conn.fetchval(_SQL["schema_version"])
+                if before > SCHEMA_VERSION:
+                    self._check_version(before)
+                for version, script in _MIGRATIONS.items():
+                    if version > before:
+                        logger.info("%s: applying migration %04d", self._where, version)
+                        await conn.execute(script)
+                        await conn.execute(_SQL["record_version"], version)
+        except _DB_ERRORS as e:
+            raise StoreError(f"migrating {self._where} failed: {e}") from e
+        finally:
+            await _close_conn(conn)
+        return before
+
+    async def close(self) -> None:
+        """Stop listening, give up the leader lock, close the pool, wake waiters."""
+        pool, self._pool = self._pool, None
+        listener, self._listener = self._listener, None
+        leader, self._leader = self._leader, None
+        self._leading = False
+        self._change.notify()
+        if listener is not None:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
+        if leader is not None:
+            await _close_conn(leader)
+        if pool is not None:
+            await _close_pool(pool)
+
+    async def now(self) -> float:
+        """The database clock (``now()``), or the test clock given to the constructor."""
+        if self._clock is not None:
+            return self._clock()
+        value: float = await self._fetchval(_SQL["now"], None)
+        return value
+
+    # -- writes ------------------------------------------------------------------------------
+
+    async def insert(self, tasks: Sequence[NewTask], *, connection: Any = None) -> list[TaskRecord]:
+        """Insert all tasks as Pending in one statement, or none of them.
+
+        With ``connection`` (an asyncpg connection, typically inside the caller's own
+        transaction) the insert runs there: the tasks, and the wake-up of workers, exist
+        only if that transaction commits. A `DuplicateNameError` then aborts the caller's
+        transaction, as any constraint violation does.
+        """
+        if not tasks:
+            return []
+        check_batch_names(tasks)
+        for t in tasks:
+            resolve_run_at(t, 0.0)  # refuses delay and run_at together, before any I/O
+        params = (
+            self._fake(),
+            [t.id for t in tasks],
+            [t.task for t in tasks],
+            [t.args for t in tasks],
+            [t.name for t in tasks],
+            [t.priority for t in tasks],
+            [t.queue for t in tasks],
+            [t.max_attempts for t in tasks],
+            [t.timeout for t in tasks],
+            [t.delay for t in tasks],
+            [t.run_at for t in tasks],
+        )
+        try:
+            if connection is None:
+                pool = self._need_pool()
+                rows = await pool.fetch(_SQL["insert"], *params)
+            else:
+                rows = await connection.fetch(_SQL["insert"], *params)
+        except asyncpg.UniqueViolationError as e:
+            raise _insert_conflict(e) from None
+        except _DB_ERRORS as e:
+            raise self._error(e) from e
+        if connection is None:
+            self._change.notify()  # this process's waiters need not wait for the NOTIFY
+        by_id = {r["id"]: r for r in rows}
+        return [
+            TaskRecord(
+                id=t.id,
+                seq=by_id[t.id]["seq"],
+                task=t.task,
+                args=t.args,
+                name=t.name,
+                priority=t.priority,
+                queue=t.queue,
+                status=Status.PENDING,
+                attempts=0,
+                max_attempts=t.max_attempts,
+                timeout=t.timeout,
+                run_at=by_id[t.id]["run_at"],
+                created_at=by_id[t.id]["created_at"],
+            )
+            for t in tasks
+        ]
+
+    async def claim(
+        self, worker_id: str, queues: Sequence[str] | None, limit: int, lease: float
+    ) -> list[TaskRecord]:
+        """Claim up to ``limit`` due Pending tasks, best first."""
+        if limit < 1 or (queues is not None and not queues):
+            return []
+        head = (self._fake(), worker_id, float(lease), limit)
+        if queues is None:
+            rows = await self._fetch(_SQL["claim_all"], *head)
+        elif len(set(queues)) == 1:
+            rows = await self._fetch(_SQL["claim_queue"], *head, queues[0])
+        else:
+            rows = await self._fetch(_SQL["claim_queues"], *head, list(dict.fromkeys(queues)))
+        records = [_record(r) for r in rows]
+        # RETURNING gives rows in no particular order: restore the claim order.
+        records.sort(key=lambda r: (r.priority, r.run_at, r.seq))
+        return records
+
+    async def heartbeat(
+        self, worker_id: str, leases: Sequence[tuple[UUID, str]], lease: float
+    ) -> set[UUID]:
+        """Extend the leases still held; return the ids whose lease is lost."""
+        if not leases:
+            return set()
+        rows = await self._fetch(
+            _SQL["heartbeat"],
+            self._fake(),
+            float(lease),
+            [task_id for task_id, _ in leases],
+            [token for _, token in leases],
+        )
+        held = {r["id"] for r in rows}
+        return {task_id for task_id, _ in leases if task_id not in held}
+
+    async def finish(
+        self,
+        task_id: UUID,
+        token: str,
+        status: Status,
+        *,
+        result: str | None = None,
+        error: str | None = None,
+        traceback: str | None = None,
+    ) -> bool:
+        """Running -> finished ``status`` while ``token`` holds the lease."""
+        check_finish_status(status)
+        return await self._changed(
+            _SQL["finish"], self._fake(), status.value, result, error, traceback, task_id, token
+        )
+
+    async def requeue(
+        self,
+        task_id: UUID,
+        token: str,
+        *,
+        delay: float = 0.0,
+        error: str | None = None,
+        traceback: str | None = None,
+        refund_attempt: bool = False,
+    ) -> bool:
+        """Running -> Pending after ``delay``; keeps the previous error when none is given."""
+        return await self._changed(
+            _SQL["requeue"],
+            self._fake(),
+            float(delay),
+            refund_attempt,
+            error,
+            traceback,
+            task_id,
+            token,
+        )
+
+    async def set_progress(self, task_id: UUID, token: str, progress: str) -> bool:
+        """Record a running task's progress while ``token`` holds the lease."""
+        return await self._changed(_SQL["set_progress"], progress, task_id, token)
+
+    async def request_cancel(self, task_id: UUID) -> TaskRecord | None:
+        """Cancel a Pending task now, or flag a Running one."""
+        rows = await self._fetch(_SQL["request_cancel"], self._fake(), task_id)
+        if not rows:
+            return await self.get(task_id)
+        self._change.notify()
+        return _record(rows[0])
+
+    async def cancel_requested(self, task_ids: Sequence[UUID]) -> set[UUID]:
+        """Which of these Running tasks have a cancel request waiting."""
+        if not task_ids:
+            return set()
+        rows = await self._fetch(_SQL["cancel_requested"], list(task_ids))
+        return {r["id"] for r in rows}
+
+    async def retry(self, task_id: UUID) -> TaskRecord | None:
+        """Failed/Cancelled -> Pending, due now, attempts 0, outcome cleared."""
+        try:
+            rows = await self._fetch(_SQL["retry"], self._fake(), task_id)
+        except asyncpg.UniqueViolationError:
+            old = await self.get(task_id)
+            raise duplicate_name_error(old.name if old and old.name else "?") from None
+        if rows:
+            self._change.notify()
+            return _record(rows[0])
+        old = await self.get(task_id)
+        if old is None:
+            return None
+        raise InvalidTransitionError(
+            f"only a Failed or Cancelled task can be retried, not {old.status}"
+        )
+
+    async def rescue(self) -> builtins.list[TaskRecord]:
+        """Requeue, fail or cancel the Running tasks whose lease expired."""
+        pool = self._need_pool()
+        out: list[TaskRecord] = []
+        try:
+            async with pool.acquire() as conn, conn.transaction():
+                expired = await conn.fetch(_SQL["expired"], self._fake())
+                if not expired:
+                    return []
+                for row in expired:
+                    old = _record(row)
+                    out.append(dataclasses.replace(old, **rescued_changes(old, row["now"])))
+                await conn.execute(
+                    _SQL["rescue"],
+                    [r.id for r in out],
+                    [r.status.value for r in out],
+                    [r.finished_at for r in out],
+                    [r.error for r in out],
+                )
+        except _DB_ERRORS as e:
+            raise self._error(e) from e
+        return out
+
+    async def prune(self, older_than: Mapping[Status, float], limit: int = 500) -> int:
+        """Delete up to ``limit`` finished tasks older than their status's age, oldest first."""
+        if limit < 1:
+            return 0
+        ages = [
+            float(older_than[s]) if s in older_than else None
+            for s in (Status.COMPLETED, Status.FAILED, Status.CANCELLED)
+        ]
+        status = await self._execute(_SQL["prune"], self._fake(), *ages, limit)
+        return _affected(status)
+
+    # -- reads -------------------------------------------------------------------------------
+
+    async def get(self, task_id: UUID) -> TaskRecord | None:
+        """The task with this id, or None."""
+        rows = await self._fetch(_SQL["get"], task_id)
+        return _record(rows[0]) if rows else None
+
+    async def get_by_name(self, name: str) -> TaskRecord | None:
+        """The active task with this name, else the most recent one."""
+        rows = await self._fetch(_SQL["get_by_name"], name)
+        return _record(rows[0]) if rows else None
+
+    async def counts(self) -> Counts:
+        """How many tasks there are by queue and status."""
+        by_queue: dict[str, dict[Status, int]] = {}
+        for row in await self._fetch(_SQL["counts"]):
+            by_queue.setdefault(row["queue"], {})[_status(row["status"])] = row["n"]
+        return Counts(by_queue=by_queue)
+
+    async def worker_beat(self, worker_id: str, info: str, ttl: float) -> None:
+        """Say this worker is alive for ``ttl`` more seconds."""
+        await self._execute(_SQL["worker_beat"], self._fake(), worker_id, info, float(ttl))
+
+    async def worker_gone(self, worker_id: str) -> None:
+        """Forget a worker that stopped cleanly."""
+        await self._execute(_SQL["worker_gone"], worker_id)
+
+    async def workers(self) -> builtins.list[WorkerRecord]:
+        """The workers alive now, oldest first."""
+        rows = await self._fetch(_SQL["workers"], self._fake())
+        return [
+            WorkerRecord(
+                id=r["id"],
+                info=r["info"],
+                started_at=r["started_at"],
+                last_seen=r["last_seen"],
+                expires_at=r["expires_at"],
+            )
+            for r in rows
+        ]
+
+    async def wait_for_change(self, timeout: float) -> None:
+        """Return when tasks changed here or (by NOTIFY) elsewhere, or at ``timeout``."""
+        if self._pool is None:
+            return
+        if self._listener is None or self._listener.done():
+            self._listener = asyncio.get_running_loop().create_task(
+                self._listen(), name="taskward-pg-listen"
+            )
+        await self._change.wait(timeout)
+
+    # -- maintenance leader ------------------------------------------------------------------
+
+    async def lead(self) -> bool:
+        """Whether this store is the maintenance leader now (it takes the role when free).
+
+        The role is a session advisory lock held by a dedicated connection: it is released
+        when that connection ends (close, crash, or a terminated backend), and another
+        process's next call takes it.
+        """
+        if self._pool is None:
+            return False
+        if self._lead_lock is None:
+            self._lead_lock = asyncio.Lock()
+        async with self._lead_lock:
+            conn = self._leader
+            try:
+                if conn is None or conn.is_closed():
+                    self._leading = False
+                    conn = self._leader = await self._connect()
+                if self._leading:
+                    await conn.fetchval("SELECT 1")  # the session lives, so the lock is held
+                else:
+                    self._leading = bool(await conn.fetchval(_SQL["try_lock"], _LEADER_KEY))
+                    if self._leading:
+                        logger.info("%s: this process now leads maintenance", self._where)
+            except (StoreError, *_DB_ERRORS) as e:
+                logger.warning("%s: maintenance leader check failed (%s)", self._where, e)
+                self._leading = False
+                self._leader = None
+                if conn is not None:
+                    await _close_conn(conn)
+            return self._leading
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _fake(self) -> float | None:
+        return None if self._clock is None else self._clock()
+
+    def _server_settings(self) -> dict[str, str]:
+        settings = {"jit": "off"}  # compiling plans costs more than these small queries save
+        if "application_name" not in self.url:
+            settings["application_name"] = "taskward"
+        return settings
+
+    def _need_pool(self) -> asyncpg.Pool[asyncpg.Record]:
+        pool = self._pool
+        if pool is None:
+            raise StoreError(f"the PostgreSQL store for {self._where} is not open")
+        return pool
+
+    def _check_version(self, version: int) -> None:
+        if version > SCHEMA_VERSION:
+            raise ConfigurationError(
+                f"{self._where} has taskward schema version {version}, newer than"
+                f" {SCHEMA_VERSION} which this taskward knows: upgrade taskward"
+            )
+        if version < SCHEMA_VERSION:
+            found = "no taskward schema" if version == 0 else f"taskward schema version {version}"
+            raise ConfigurationError(
+                f"{self._where} has {found}, and this taskward needs version {SCHEMA_VERSION}:"
+                " run `taskward migrate` (with --db or TASKWARD_DB naming this database)"
+            )
+
+    async def _connect(self) -> asyncpg.Connection[asyncpg.Record]:
+        """A connection of its own (not from the pool), for sessions that outlive a query."""
+        try:
+            conn: asyncpg.Connection[asyncpg.Record] = await asyncpg.connect(
+                self.url,
+                command_timeout=self._command_timeout,
+                server_settings=self._server_settings(),
+            )
+        except _DB_ERRORS as e:
+            raise StoreError(f"cannot connect to {self._where}: {e}") from e
+        return conn
+
+    async def _listen(self) -> None:
+        """Keep a LISTEN connection up while the store is open; reconnect with backoff."""
+        delay = 0.1
+        reconnect = False
+        while self._pool is not None:
+            try:
+                conn = await self._connect()
+            except StoreError as e:
+                logger.warning("%s: cannot listen for changes (%s)", self._where, e)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            lost = asyncio.Event()
+            conn.add_termination_listener(lambda _, lost=lost: lost.set())
+            try:
+                await conn.add_listener(CHANNEL, self._on_notify)
+                if reconnect:
+                    # Changes made while nobody listened are not lost: waiters look again.
+                    self._change.notify()
+                reconnect = True
+                delay = 0.1
+                while not lost.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(lost.wait(), 10.0)
+                    if not lost.is_set():
+                        await conn.fetchval("SELECT 1")  # notices a silently dead peer
+            except _DB_ERRORS as e:
+                logger.warning("%s: the LISTEN connection failed (%s)", self._where, e)
+            finally:
+                await _close_conn(conn)
+
+    def _on_notify(self, *_: object) -> None:
+        self._change.notify()
+
+    def _error(self, e: BaseException) -> StoreError:
+        return StoreError(f"PostgreSQL error on {self._where}: {type(e).__name__}: {e}")
+
+    async def _fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
+        pool = self._need_pool()
+        try:
+            return await pool.fetch(sql, *args)
+        except asyncpg.UniqueViolationError:
+            raise  # the caller knows which name it was
+        except _DB_ERRORS as e:
+            raise self._error(e) from e
+
+    async def _fetchval(self, sql: str, *args: Any) -> Any:
+        pool = self._need_pool()
+        try:
+            return await pool.fetchval(sql, *args)
+        except _DB_ERRORS as e:
+            raise self._error(e) from e
+
+    async def _execute(self, sql: str, *args: Any) -> str:
+        pool = self._need_pool()
+        try:
+            return await pool.execute(sql, *args)
+        except _DB_ERRORS as e:
+            raise self._error(e) from e
+
+    async def _changed(self, sql: str, *args: Any) -> bool:
+        return _affected(await self._execute(sql, *args)) == 1
+
+    # `list` comes last: inside the class body its name would shadow the builtin.
+
+    async def list(
+        self,
+        *,
+        status: Sequence[Status] | None = None,
+        task: str | None = None,
+        queue: str | None = None,
+        name: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page:
+        """Tasks matching every filter, newest first."""
+        check_limit(limit)
+        where: list[str] = []
+        params: list[Any] = []
+        if status is not None:
+            params.append([Status(s).value for s in status])
+            where.append(f"status = ANY(${len(params)}::text[])")
+        for column, value in zip(_LIST_FILTERS, (task, queue, name), strict=True):
+            if value is not None:
+                params.append(value)
+                where.append(f"{column} = ${len(params)}")  # our column names, bound values
+        if cursor is not None:
+            params.append(decode_cursor(cursor))
+            where.append(f"seq < ${len(params)}")
+        params.append(limit + 1)
+        sql = _SQL["list"].format(where=" AND ".join(where) or "true", limit=f"${len(params)}")
+        rows = [_record(r) for r in await self._fetch(sql, *params)]
+        if len(rows) > limit:
+            return Page(items=rows[:limit], cursor=encode_cursor(rows[limit - 1].seq))
+        return Page(items=rows, cursor=None)
+
+
+async def _schema_version(conn: asyncpg.pool.PoolConnectionProxy[asyncpg.Record]) -> int:
+    if not await conn.fetchval(_SQL["has_version_table"]):
+        return 0
+    version: int = await conn.fetchval(_SQL["schema_version"])
+    return version
+
+
+def _insert_conflict(e: asyncpg.UniqueViolationError) -> Exception:
+    """The error for a refused insert, naming the name that is already taken."""
+    if e.constraint_name == "taskward_tasks_active_name":
+        match = _NAME_TAKEN.search(e.detail or "")
+        if match:
+            return duplicate_name_error(match.group("name"))
+        return DuplicateNameError("a name in this insert is already Pending or Running")
+    return StoreError(f"a task with one of these ids already exists: {e}")
+
+
+def _affected(status: str) -> int:
+    """The row count of a command status such as ``UPDATE 1`` or ``DELETE 0``."""
+    return int(status.rsplit(" ", 1)[-1])
+
+
+def _record(row: asyncpg.Record) -> TaskRecord:
+    """A row as a `TaskRecord`; a row this code could not have written is a `StoreError`."""
+    try:
+        return TaskRecord(
+            id=row["id"],
+            seq=row["seq"],
+            task=row["task"],
+            args=row["args"],
+            name=row["name"],
+            priority=row["priority"],
+            queue=row["queue"],
+            status=Status(row["status"]),
+            attempts=row["attempts"],
+            max_attempts=row["max_attempts"],
+            timeout=row["timeout"],
+            run_at=row["run_at"],
+            created_at=row["created_at"],
+            started_at=row["started_at"],
+            finished_at=row["finished_at"],
+            lease_token=row["lease_token"],
+            lease_expires_at=row["lease_expires_at"],
+            worker_id=row["worker_id"],
+            cancel_requested=row["cancel_requested"],
+            result=row["result"],
+            error=row["error"],
+            traceback=row["traceback"],
+            progress=row["progress"],
+        )
+    except (ValueError, TypeError, KeyError) as e:
+        raise StoreError(f"task row seq={row.get('seq')!r} is corrupt: {e}") from None
+
+
+def _status(value: object) -> Status:
+    try:
+        return Status(str(value))
+    except ValueError:
+        raise StoreError(f"the tasks table holds an unknown status {value!r}") from None
+
+
+def _describe(url: str) -> str:
+    """The database a URL names, for messages: never its password."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or "localhost"
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "the PostgreSQL database"
+    db = parts.path.lstrip("/") or parts.username or "postgres"
+    return f"PostgreSQL database {db!r} on {host}{port}"
+
+
+async def _close_conn(conn: asyncpg.Connection[asyncpg.Record]) -> None:
+    """Close a connection, politely if it answers within a second."""
+    try:
+        await asyncio.wait_for(conn.close(), 1.0)
+    except (TimeoutError, *_DB_ERRORS):
+        conn.terminate()
+
+
+async def _close_pool(pool: asyncpg.Pool[asyncpg.Record]) -> None:
+    """Close a pool, politely if its connections come back within a few seconds."""
+    try:
+        await asyncio.wait_for(pool.close(), 5.0)
+    except (TimeoutError, *_DB_ERRORS):
+        pool.terminate()

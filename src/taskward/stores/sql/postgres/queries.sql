@@ -1,0 +1,209 @@
+-- The PostgreSQL store's statements, one per "-- name:" header, loaded by
+-- taskward.stores.postgres. The schema itself is in the numbered migrations beside this file.
+-- Values are always bound parameters. In statements that need the time, $1 is the fake
+-- clock of the contract tests, NULL in production: taskward_now($1) is then now().
+-- Rows are read by column name, so "RETURNING *" does not depend on the column order.
+
+-- name: bootstrap
+-- The migrations' own bookkeeping: one row per migration applied.
+CREATE TABLE IF NOT EXISTS taskward_schema_version (
+    version    integer     PRIMARY KEY,
+    applied_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- name: has_version_table
+SELECT to_regclass('taskward_schema_version') IS NOT NULL;
+
+-- name: schema_version
+SELECT coalesce(max(version), 0) FROM taskward_schema_version;
+
+-- name: record_version
+INSERT INTO taskward_schema_version (version) VALUES ($1);
+
+-- name: xact_lock
+SELECT pg_advisory_xact_lock($1);
+
+-- name: try_lock
+SELECT pg_try_advisory_lock($1);
+
+-- name: now
+SELECT taskward_now($1);
+
+-- name: insert
+-- ORDER BY n hands out seqs in the order given.
+INSERT INTO taskward_tasks (id, task, args, name, priority, queue, status, max_attempts,
+                            timeout, run_at, created_at)
+SELECT t.id, t.task, t.args, t.name, t.priority, t.queue, 'Pending', t.max_attempts,
+       t.timeout, coalesce(t.run_at, taskward_now($1) + coalesce(t.delay, 0)), taskward_now($1)
+FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::integer[], $7::text[],
+            $8::integer[], $9::float8[], $10::float8[], $11::float8[])
+     WITH ORDINALITY AS t(id, task, args, name, priority, queue, max_attempts, timeout, delay,
+                          run_at, n)
+ORDER BY t.n
+RETURNING id, seq, run_at, created_at;
+
+-- name: claim_all
+-- Claims take rows with FOR UPDATE SKIP LOCKED: concurrent claimers pass over each other's
+-- rows instead of queueing behind them. The CTE runs once, so LIMIT bounds the claim.
+WITH picked AS (
+    SELECT seq FROM taskward_tasks
+    WHERE status = 'Pending' AND run_at <= taskward_now($1)
+    ORDER BY priority, run_at, seq
+    LIMIT $4
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE taskward_tasks AS t
+SET status = 'Running', attempts = t.attempts + 1, started_at = taskward_now($1),
+    worker_id = $2, lease_token = replace(gen_random_uuid()::text, '-', ''),
+    lease_expires_at = taskward_now($1) + $3
+FROM picked WHERE t.seq = picked.seq
+RETURNING t.*;
+
+-- name: claim_queue
+WITH picked AS (
+    SELECT seq FROM taskward_tasks
+    WHERE status = 'Pending' AND queue = $5 AND run_at <= taskward_now($1)
+    ORDER BY priority, run_at, seq
+    LIMIT $4
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE taskward_tasks AS t
+SET status = 'Running', attempts = t.attempts + 1, started_at = taskward_now($1),
+    worker_id = $2, lease_token = replace(gen_random_uuid()::text, '-', ''),
+    lease_expires_at = taskward_now($1) + $3
+FROM picked WHERE t.seq = picked.seq
+RETURNING t.*;
+
+-- name: claim_queues
+-- Several queues: the best of each queue's own index range, merged. (One range scan with
+-- "queue = ANY(...)" would have to sort every Pending task of those queues.)
+WITH picked AS (
+    SELECT c.seq FROM unnest($5::text[]) AS q(name)
+    CROSS JOIN LATERAL (
+        SELECT seq, priority, run_at FROM taskward_tasks
+        WHERE status = 'Pending' AND queue = q.name AND run_at <= taskward_now($1)
+        ORDER BY priority, run_at, seq
+        LIMIT $4
+        FOR UPDATE SKIP LOCKED
+    ) AS c
+    ORDER BY c.priority, c.run_at, c.seq
+    LIMIT $4
+)
+UPDATE taskward_tasks AS t
+SET status = 'Running', attempts = t.attempts + 1, started_at = taskward_now($1),
+    worker_id = $2, lease_token = replace(gen_random_uuid()::text, '-', ''),
+    lease_expires_at = taskward_now($1) + $3
+FROM picked WHERE t.seq = picked.seq
+RETURNING t.*;
+
+-- name: heartbeat
+UPDATE taskward_tasks AS t SET lease_expires_at = taskward_now($1) + $2
+FROM unnest($3::uuid[], $4::text[]) AS l(id, token)
+WHERE t.id = l.id AND t.status = 'Running' AND t.lease_token = l.token
+RETURNING t.id;
+
+-- name: finish
+UPDATE taskward_tasks
+SET status = $2, result = $3, error = $4, traceback = $5, finished_at = taskward_now($1),
+    lease_token = NULL, lease_expires_at = NULL
+WHERE id = $6 AND status = 'Running' AND lease_token = $7;
+
+-- name: requeue
+-- Without a new error the previous one (and its traceback) stays, as in a graceful release.
+UPDATE taskward_tasks
+SET status = 'Pending', run_at = taskward_now($1) + $2,
+    attempts = CASE WHEN $3 THEN greatest(attempts - 1, 0) ELSE attempts END,
+    error = coalesce($4, error),
+    traceback = CASE WHEN $4::text IS NULL THEN traceback ELSE $5 END,
+    lease_token = NULL, lease_expires_at = NULL, cancel_requested = false
+WHERE id = $6 AND status = 'Running' AND lease_token = $7;
+
+-- name: set_progress
+UPDATE taskward_tasks SET progress = $1
+WHERE id = $2 AND status = 'Running' AND lease_token = $3;
+
+-- name: request_cancel
+-- SET expressions see the old row, so one statement handles both active statuses.
+UPDATE taskward_tasks
+SET status = CASE status WHEN 'Pending' THEN 'Cancelled' ELSE status END,
+    finished_at = CASE status WHEN 'Pending' THEN taskward_now($1) ELSE finished_at END,
+    cancel_requested = CASE status WHEN 'Running' THEN true ELSE cancel_requested END
+WHERE id = $2 AND (status = 'Pending' OR (status = 'Running' AND NOT cancel_requested))
+RETURNING *;
+
+-- name: cancel_requested
+SELECT id FROM taskward_tasks
+WHERE id = ANY($1::uuid[]) AND status = 'Running' AND cancel_requested;
+
+-- name: retry
+UPDATE taskward_tasks
+SET status = 'Pending', attempts = 0, run_at = taskward_now($1), started_at = NULL,
+    finished_at = NULL, lease_token = NULL, lease_expires_at = NULL, worker_id = NULL,
+    cancel_requested = false, result = NULL, error = NULL, traceback = NULL, progress = NULL
+WHERE id = $2 AND status IN ('Failed', 'Cancelled')
+RETURNING *;
+
+-- name: expired
+-- Locked until the rescue's transaction ends; another rescuer skips them.
+SELECT *, taskward_now($1) AS now FROM taskward_tasks
+WHERE status = 'Running' AND lease_expires_at < taskward_now($1)
+ORDER BY seq
+FOR UPDATE SKIP LOCKED;
+
+-- name: rescue
+UPDATE taskward_tasks AS t
+SET status = r.status, finished_at = r.finished_at, error = r.error,
+    lease_token = NULL, lease_expires_at = NULL
+FROM unnest($1::uuid[], $2::text[], $3::float8[], $4::text[])
+     AS r(id, status, finished_at, error)
+WHERE t.id = r.id AND t.status = 'Running';
+
+-- name: prune
+-- The oldest of each status from its own index range, then the oldest of those. A NULL age
+-- makes its comparison unknown, so statuses missing from the mapping are kept.
+DELETE FROM taskward_tasks WHERE id IN (
+    SELECT id FROM (
+        (SELECT id, finished_at FROM taskward_tasks
+         WHERE status = 'Completed' AND finished_at < taskward_now($1) - $2
+         ORDER BY finished_at LIMIT $5)
+        UNION ALL
+        (SELECT id, finished_at FROM taskward_tasks
+         WHERE status = 'Failed' AND finished_at < taskward_now($1) - $3
+         ORDER BY finished_at LIMIT $5)
+        UNION ALL
+        (SELECT id, finished_at FROM taskward_tasks
+         WHERE status = 'Cancelled' AND finished_at < taskward_now($1) - $4
+         ORDER BY finished_at LIMIT $5)
+    ) AS old
+    ORDER BY finished_at LIMIT $5
+);
+
+-- name: get
+SELECT * FROM taskward_tasks WHERE id = $1;
+
+-- name: get_by_name
+SELECT * FROM taskward_tasks WHERE name = $1
+ORDER BY status IN ('Pending', 'Running') DESC, seq DESC LIMIT 1;
+
+-- name: list
+-- "{where}" is filled with fixed conditions joined by AND; their values are bound.
+SELECT * FROM taskward_tasks WHERE {where} ORDER BY seq DESC LIMIT {limit};
+
+-- name: counts
+SELECT queue, status, count(*) AS n FROM taskward_tasks GROUP BY queue, status;
+
+-- name: worker_beat
+INSERT INTO taskward_workers AS w (id, info, started_at, last_seen, expires_at)
+VALUES ($2, $3, taskward_now($1), taskward_now($1), taskward_now($1) + $4)
+ON CONFLICT (id) DO UPDATE
+SET info = excluded.info, last_seen = excluded.last_seen, expires_at = excluded.expires_at;
+
+-- name: worker_gone
+DELETE FROM taskward_workers WHERE id = $1;
+
+-- name: workers
+-- Forgets the workers whose beat expired, then lists the others.
+WITH gone AS (DELETE FROM taskward_workers WHERE expires_at <= taskward_now($1))
+SELECT id, info, started_at, last_seen, expires_at FROM taskward_workers
+WHERE expires_at > taskward_now($1)
+ORDER BY started_at, id;
