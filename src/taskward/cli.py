@@ -480,3 +480,39 @@ def prune(obj: _Ctx, completed: float, failed: float, cancelled: float, as_json:
 
     total = _run(app, go)
     click.echo(json.dumps({"pruned": total}) if as_json else f"pruned {total} finished tasks")
+
+
+@main.command()
+@json_option
+@pass_ctx
+def migrate(obj: _Ctx, as_json: bool) -> None:
+    """Create or upgrade the store's schema (--db / TASKWARD_DB; needs no app).
+
+    PostgreSQL: applies the numbered migrations (workers refuse an older schema until this
+    has run). SQLite creates its schema on first use: this only opens the file.
+    """
+    app = obj.app()
+    url = app.url
+
+    async def go() -> tuple[int | None, int | None]:
+        from taskward.stores import open_store
+
+        store = open_store(url)
+        if url.partition("://")[0].lower() in ("postgresql", "postgres"):
+            from taskward.stores.postgres import SCHEMA_VERSION, PostgresStore
+
+            assert isinstance(store, PostgresStore)
+            return await store.migrate(), SCHEMA_VERSION
+        await store.open()
+        await store.close()
+        return None, None  # no versions to tell
+
+    before, after = _run(app, go)
+    if as_json:
+        click.echo(json.dumps({"before": before, "after": after}))
+    elif after is None:
+        click.echo("schema ready (this store creates its own on first use)")
+    elif before == after:
+        click.echo(f"schema already at version {after}")
+    else:
+        click.echo(f"schema migrated from version {before} to {after}")
