@@ -19,7 +19,7 @@ import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable, Collection, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from types import FunctionType
 from typing import Any
@@ -30,6 +30,7 @@ from taskward.errors import (
     DuplicateNameError,
     QueueFullError,
     TaskCancelledError,
+    TaskFailedError,
     TaskTimeoutError,
     UnknownTaskError,
 )
@@ -132,7 +133,7 @@ class _Record:
     def report(self, progress: Progress) -> None:
         """Record progress; safe to call from the task's thread."""
         self.progress = progress
-        self.manager._changed_threadsafe(self)
+        self.manager._changed_threadsafe(self, progress)
 
     def snapshot(self) -> TaskInfo:
         return TaskInfo(
@@ -243,7 +244,7 @@ class TaskManager:
         ``None`` picks a unique name.
         """
         if self.max_pending is not None:
-            while self._pending >= self.max_pending and not self._closed:
+            while self._pending >= self.max_pending and self._full() and not self._closed:
                 self._check(name, fn, args, priority)
                 waiter = self._get_loop().create_future()
                 self._space_waiters.append(waiter)
@@ -252,6 +253,7 @@ class TaskManager:
                 except asyncio.CancelledError:
                     if waiter.done() and not waiter.cancelled():
                         self._wake_space()  # woken, but will not use the space: pass it on
+                    _close_if_coroutine(fn)
                     raise
         return self._add(name, fn, args, kwargs, priority)
 
@@ -264,29 +266,50 @@ class TaskManager:
         **kwargs: Any,
     ) -> str:
         """Like `submit`, but raise `QueueFullError` instead of waiting for space."""
-        if self.max_pending is not None and self._pending >= self.max_pending:
+        if self.max_pending is not None and self._pending >= self.max_pending and self._full():
             self._check(name, fn, args, priority)
+            _close_if_coroutine(fn)
+            waiting = self._pending + self._running - (self.concurrency or 0)
             raise QueueFullError(
-                f"{self._pending} tasks are already waiting (max_pending={self.max_pending})"
+                f"{waiting} tasks are already waiting (max_pending={self.max_pending})"
             )
         return self._add(name, fn, args, kwargs, priority)
 
+    def _full(self) -> bool:
+        """True when one more task would wait beyond ``max_pending``."""
+        # A task that a free slot starts at once does not wait: without this, a burst of
+        # submissions was refused while slots were free, and max_pending=0 never let one in.
+        return (
+            self.concurrency is not None
+            and self.max_pending is not None
+            and self._pending + self._running >= self.concurrency + self.max_pending
+        )
+
     def _check(self, name: str | None, fn: Any, args: tuple[Any, ...], priority: int) -> int:
-        """Validate a submission; return how its fn is run. Kept cheap: it is on the hot path."""
+        """Validate a submission; return how its fn is run. Kept cheap: it is on the hot path.
+
+        A refused coroutine object is closed, as `asyncio.TaskGroup` does, so that refusing it
+        does not also warn that it "was never awaited".
+        """
         if self._closed:
+            _close_if_coroutine(fn)
             raise ClosedError("the task manager is shutting down and takes no new tasks")
         if name is not None:
             if type(name) is not str or not name:
+                _close_if_coroutine(fn)
                 raise ValueError(f"a task name must be a non-empty string, not {name!r}")
             old = self._records.get(name)
             if old is not None and old.status in ACTIVE:
+                _close_if_coroutine(fn)
                 raise DuplicateNameError(f"a task named {name!r} is already {old.status}")
         if type(priority) is not int:
+            _close_if_coroutine(fn)
             raise ValueError(f"priority must be an int, not {priority!r}")
         if type(fn) is FunctionType:  # the common case, without inspect's slower checks
             return _ASYNC if fn.__code__.co_flags & inspect.CO_COROUTINE else _SYNC
         if inspect.iscoroutine(fn):
             if args:
+                fn.close()
                 raise TypeError("arguments cannot be given with a coroutine object")
             return _CORO
         if inspect.iscoroutinefunction(fn):
@@ -343,7 +366,9 @@ class TaskManager:
         """
         if not (isinstance(interval, int | float) and math.isfinite(interval) and interval > 0):
             raise ValueError(f"interval must be a positive number of seconds, not {interval!r}")
-        if inspect.iscoroutine(fn):
+        given: object = fn  # typed as a callable, but a coroutine object is a likely mistake
+        if inspect.iscoroutine(given):
+            given.close()
             raise TypeError("every() needs a function to call each time, not a coroutine object")
         periodic = _Periodic(interval, fn, args, kwargs, run_now)
         return self._add(name, periodic.run, (), {}, 0)
@@ -380,13 +405,20 @@ class TaskManager:
                 if rec.status is not Status.PENDING:  # cancelled while waiting
                     continue
                 self._pending -= 1
-                if self._space_waiters:
-                    self._wake_space()
                 rec.task = task
                 self._start(rec)
+                if self._space_waiters:
+                    self._wake_space()
                 await self._execute(rec)
                 if rec.abandoned:
                     return
+        except BaseException as exc:
+            # A KeyboardInterrupt-like error ends this slot; the tasks still waiting need
+            # another one. Not on cancellation: that is the loop being torn down.
+            if not isinstance(exc, asyncio.CancelledError) and queue and not self._closed:
+                self._slots += 1
+                self._get_loop().create_task(self._slot())
+            raise
         finally:
             if rec is None or not rec.abandoned:  # an abandoned one handed its slot on already
                 self._slots -= 1
@@ -419,7 +451,11 @@ class TaskManager:
                 self._finish(rec, Status.FAILED, error=_describe(exc), exception=exc)
         except BaseException as exc:
             # KeyboardInterrupt, SystemExit: record, then let them stop the program.
+            logger.error("task %r raised %s; passing it on", rec.name, _describe(exc), exc_info=exc)
             self._finish(rec, Status.FAILED, error=_describe(exc))
+            task = asyncio.current_task()
+            if task is not None:  # logged just now: asyncio need not report it once more
+                task.add_done_callback(_retrieve)
             raise
         else:
             self._finish(
@@ -455,6 +491,8 @@ class TaskManager:
             rec.waiter = None
         if old is Status.RUNNING:
             self._running -= 1
+            if self._space_waiters:
+                self._wake_space()
         else:
             self._pending -= 1
             self._wake_space()
@@ -470,7 +508,7 @@ class TaskManager:
 
     def _wake_space(self) -> None:
         waiters = self._space_waiters
-        while waiters and (self.max_pending is None or self._pending < self.max_pending):
+        while waiters and not self._full():
             waiter = waiters.popleft()
             if not waiter.done():
                 waiter.set_result(None)
@@ -571,13 +609,22 @@ class TaskManager:
         loop = self._get_loop()
         waiters: dict[asyncio.Future[None], _Record] = {}
         for rec in recs:
-            if rec.status is not Status.RUNNING or rec.task is None:
+            task = rec.task
+            if rec.status is not Status.RUNNING or task is None:
                 continue
-            rec.cancel_requested = True
+            if not rec.cancel_requested:  # a second cancel would cut into its cleanup
+                rec.cancel_requested = True
+                task.cancel()
+                if _not_started(task):
+                    # Submitted (so Running, when unbounded) but never stepped: no handler of
+                    # its can run, so finish it now rather than wait out the grace for it.
+                    if rec.kind == _CORO:
+                        rec.fn.close()
+                    self._finish(rec, Status.CANCELLED)
+                    continue
             if rec.waiter is None:
                 rec.waiter = loop.create_future()
             waiters[rec.waiter] = rec
-            rec.task.cancel()
         if not waiters:
             return
         _, stuck = await asyncio.wait(waiters, timeout=grace)
@@ -617,8 +664,9 @@ class TaskManager:
         if rec.status is Status.CANCELLED:
             raise TaskCancelledError(f"task {name!r} was cancelled")
         if rec.exception is not None:
-            raise rec.exception
-        raise TaskCancelledError(f"task {name!r} ended {rec.status}: {rec.error}")
+            # The same instance each time: drop the frames an earlier wait() added to it.
+            raise rec.exception.with_traceback(None)
+        raise TaskFailedError(f"task {name!r} failed: {rec.error}")
 
     async def join(self, timeout: float | None = None) -> None:
         """Wait until no task is Pending or Running (new submissions are still accepted)."""
@@ -671,21 +719,25 @@ class TaskManager:
         finally:
             remove()
 
-    def _emit(self, rec: _Record) -> None:
+    def _emit(self, rec: _Record, progress: Progress | None = None) -> None:
         info = rec.snapshot()
+        if progress is not None and info.progress is not progress:
+            info = replace(info, progress=progress)
         for listener in list(self._listeners):
             try:
                 listener(info)
             except Exception:
                 logger.exception("a task listener failed on %r", rec.name)
 
-    def _changed_threadsafe(self, rec: _Record) -> None:
+    def _changed_threadsafe(self, rec: _Record, progress: Progress) -> None:
         if not self._listeners or self._loop is None:
             return
         if threading.get_ident() == self._loop_thread:
             self._emit(rec)
         else:
-            self._loop.call_soon_threadsafe(self._emit, rec)
+            # The status is read when the loop gets to it (so it never goes backwards), but
+            # the progress is the one reported: a thread's quick reports are each seen.
+            self._loop.call_soon_threadsafe(self._emit, rec, progress)
 
     # ----------------------------------------------------------------- shutdown
 
@@ -766,6 +818,21 @@ class _Periodic:
             next_at += self.interval
             if next_at < now:  # overran: skip the missed ticks rather than bunch them up
                 next_at += math.ceil((now - next_at) / self.interval) * self.interval
+
+
+def _not_started(task: asyncio.Task[Any]) -> bool:
+    coro = task.get_coro()
+    return inspect.iscoroutine(coro) and inspect.getcoroutinestate(coro) == inspect.CORO_CREATED
+
+
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
+def _close_if_coroutine(fn: object) -> None:
+    if inspect.iscoroutine(fn):
+        fn.close()
 
 
 def _describe(exc: BaseException) -> str:
