@@ -98,11 +98,12 @@ class PgClones:
 
         run_async(go)
 
-    def new(self) -> str:
-        """The URL of a fresh, migrated, empty database."""
+    def new(self, *, migrated: bool = True) -> str:
+        """The URL of a fresh database: migrated and empty, or without any schema."""
         self.count += 1
         name = f"{self.tag}{self.count}"
-        run_async(lambda: self._admin(f'CREATE DATABASE "{name}" TEMPLATE "{self.template}"'))
+        template = self.template if migrated else "template0"
+        run_async(lambda: self._admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
         self.made.append(name)
         return database_url(name, self.admin_url)
 
@@ -171,4 +172,11 @@ def pg_clones() -> Iterator[PgClones]:
 def pg_url(pg_clones: PgClones) -> Iterator[str]:
     """A fresh, migrated, empty PostgreSQL database for this test."""
     yield pg_clones.new()
+    pg_clones.drop_made()
+
+
+@pytest.fixture
+def pg_bare_url(pg_clones: PgClones) -> Iterator[str]:
+    """A fresh PostgreSQL database without taskward's schema (nothing migrated yet)."""
+    yield pg_clones.new(migrated=False)
     pg_clones.drop_made()

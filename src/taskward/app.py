@@ -50,7 +50,7 @@ from taskward.errors import (
 from taskward.models import Progress, Status, TaskInfo, from_timestamp
 from taskward.retry import Backoff
 from taskward.stores import open_store
-from taskward.stores.base import Counts, NewTask, Store, TaskRecord
+from taskward.stores.base import Counts, NewTask, Store, TaskRecord, TransactionalStore
 from taskward.tasks import TaskFunction
 
 __all__ = ["DEFAULT_STORE_URL", "App", "SyncApp"]
@@ -467,6 +467,7 @@ class App:
         run_at: datetime | None = None,
         max_attempts: int | None = None,
         timeout: float | None = None,
+        connection: Any = None,
         **kwargs: Any,
     ) -> TaskInfo:
         """Submit one task of a task function (or its name); see `TaskFunction.submit`."""
@@ -481,11 +482,17 @@ class App:
             timeout=timeout,
             **kwargs,
         )
-        return (await self.submit_many([new]))[0]
+        return (await self.submit_many([new], connection=connection))[0]
 
     @_on_home_loop
-    async def submit_many(self, items: Iterable[NewTask]) -> builtins.list[TaskInfo]:
-        """Insert prepared tasks in one round trip, all or nothing; infos in the same order."""
+    async def submit_many(
+        self, items: Iterable[NewTask], *, connection: Any = None
+    ) -> builtins.list[TaskInfo]:
+        """Insert prepared tasks in one round trip, all or nothing; infos in the same order.
+
+        ``connection``: the caller's own asyncpg connection, inside its transaction (PostgreSQL
+        only): the tasks then exist, and wake workers, only if that transaction commits.
+        """
         batch = builtins.list(items)
         for item in batch:
             if not isinstance(item, NewTask):
@@ -495,7 +502,16 @@ class App:
         if not batch:
             return []
         store = await self._ready()
-        return [task_info(row) for row in await store.insert(batch)]
+        if connection is None:
+            rows = await store.insert(batch)
+        elif isinstance(store, TransactionalStore):
+            rows = await store.insert(batch, connection=connection)
+        else:
+            raise ConfigurationError(
+                "submitting with connection= needs a PostgreSQL store; this app's store is"
+                f" {type(store).__name__}"
+            )
+        return [task_info(row) for row in rows]
 
     @_on_home_loop
     async def get(self, task_id: UUID | str) -> TaskInfo | None:

@@ -5,8 +5,8 @@ type hints *when the task is submitted*, so a bad call fails in the caller and n
 later in a worker. The same pydantic model gives the JSON Schema the HTTP API publishes.
 
 Submit options (``name``, ``priority``, ``queue``, ``delay``, ``run_at``, ``max_attempts``,
-``timeout``) are keyword arguments of `TaskFunction.submit` and win over a task function's
-own parameters of the same name; such parameters are passed in one dict with
+``timeout``, ``connection``) are keyword arguments of `TaskFunction.submit` and win over a
+task function's own parameters of the same name; such parameters are passed in one dict with
 `TaskFunction.submit_args` / `TaskFunction.prepare_args` instead.
 
 ``run_at`` must be a timezone-aware datetime: a naive one is refused rather than guessed
@@ -453,9 +453,14 @@ class TaskFunction(Generic[P, R]):
         run_at: datetime | None = None,
         max_attempts: int | None = None,
         timeout: float | None = None,
+        connection: Any = None,
         **kwargs: Any,
     ) -> TaskInfo:
-        """Validate and store one task; return it as Pending."""
+        """Validate and store one task; return it as Pending.
+
+        ``connection``: with PostgreSQL, the caller's asyncpg connection inside its own
+        transaction; the task exists (and runs) only if that transaction commits.
+        """
         new = self.prepare(
             *args,
             name=name,
@@ -467,7 +472,7 @@ class TaskFunction(Generic[P, R]):
             timeout=timeout,
             **kwargs,
         )
-        return (await self.app.submit_many([new]))[0]
+        return (await self.app.submit_many([new], connection=connection))[0]
 
     async def submit_args(
         self,

@@ -20,12 +20,21 @@ import contextlib
 import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 from uuid import UUID
 
 from taskward.models import Status
 
-__all__ = ["ChangeSignal", "Counts", "NewTask", "Page", "Store", "TaskRecord", "WorkerRecord"]
+__all__ = [
+    "ChangeSignal",
+    "Counts",
+    "NewTask",
+    "Page",
+    "Store",
+    "TaskRecord",
+    "TransactionalStore",
+    "WorkerRecord",
+]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -306,4 +315,21 @@ class Store(Protocol):
         wake-ups are not: a change since the calling task's previous wait returns at once
         (see `ChangeSignal`), so call it from one long-lived task, not a fresh one each time.
         """
+        ...
+
+
+@runtime_checkable
+class TransactionalStore(Protocol):
+    """A store whose `Store.insert` can also run on the caller's own database connection.
+
+    With ``connection=`` (PostgreSQL: an asyncpg connection, usually inside the caller's
+    transaction) the tasks exist only if the caller's transaction commits.
+    """
+
+    transactional: Literal[True]
+
+    async def insert(
+        self, tasks: Sequence[NewTask], *, connection: Any = None
+    ) -> builtins.list[TaskRecord]:
+        """Insert as `Store.insert` does; on ``connection`` when one is given."""
         ...

@@ -37,7 +37,7 @@ import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
 from importlib import resources
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 from uuid import UUID
 
@@ -107,8 +107,15 @@ _MIGRATIONS = _load_migrations()
 #: The schema this code reads and writes: the newest migration.
 SCHEMA_VERSION = max(_MIGRATIONS)
 
-# What a lost or refused connection raises: the worker backs off and tries again.
-_DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
+# What a lost or refused connection raises: the worker backs off and tries again. (A server
+# that ends an idle session sends its error unasked; the next query on that connection then
+# fails with InternalClientError before the pool notices the connection is gone.)
+_DB_ERRORS = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
+    OSError,
+)
 _NAME_TAKEN = re.compile(r"Key \(name\)=\((?P<name>.*)\) already exists", re.DOTALL)
 _LIST_FILTERS = ("task", "queue", "name")  # columns `list` filters on by equality
 
@@ -117,6 +124,8 @@ class PostgresStore:
     """A `Store` in a PostgreSQL database, shared by any number of processes and hosts."""
 
     url: str
+    #: `insert` takes ``connection=``: see `TransactionalStore`.
+    transactional: Literal[True] = True
 
     def __init__(
         self,

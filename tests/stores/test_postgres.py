@@ -1,0 +1,293 @@
+"""What only the PostgreSQL store does: migrations, the database clock, claim plans,
+NOTIFY between processes, transactional submit, lost connections, the maintenance leader.
+
+The contract every store shares is in test_contract.py; this file needs a real server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+import pytest
+from store_helpers import new
+
+from taskward.app import App
+from taskward.errors import ConfigurationError, DuplicateNameError, StoreError
+from taskward.models import Status
+from taskward.stores.postgres import SCHEMA_VERSION, PostgresStore
+
+pytestmark = pytest.mark.postgres
+
+
+@asynccontextmanager
+async def opened(url: str, **options: Any) -> AsyncIterator[PostgresStore]:
+    store = PostgresStore(url, **options)
+    await store.open()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+@asynccontextmanager
+async def connection(url: str) -> AsyncIterator[asyncpg.Connection[asyncpg.Record]]:
+    conn: asyncpg.Connection[asyncpg.Record] = await asyncpg.connect(url)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+async def eventually(check: Callable[[], Any], timeout: float = 5.0) -> Any:
+    """Poll ``check`` (a coroutine function) until it returns something truthy."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
+
+
+async def woken(store: PostgresStore, timeout: float = 30.0) -> asyncio.Task[None]:
+    """A task waiting for the store's next change, with its listener already connected."""
+    waiter = asyncio.create_task(store.wait_for_change(timeout))
+    await asyncio.sleep(0.2)  # time to connect and LISTEN
+    assert not waiter.done()
+    return waiter
+
+
+# -- schema ----------------------------------------------------------------------------------
+
+
+async def test_an_unmigrated_database_is_refused_with_advice(pg_bare_url: str) -> None:
+    store = PostgresStore(pg_bare_url)
+    with pytest.raises(ConfigurationError, match="run `taskward migrate`"):
+        await store.open()
+    assert await store.migrate() == 0
+    assert await store.migrate() == SCHEMA_VERSION  # nothing left to do
+    async with opened(pg_bare_url) as ready:
+        [row] = await ready.insert([new()])
+        assert await ready.get(row.id) == row
+
+
+async def test_concurrent_migrations_apply_each_version_once(pg_bare_url: str) -> None:
+    befores = await asyncio.gather(*(PostgresStore(pg_bare_url).migrate() for _ in range(4)))
+    assert sorted(befores) == [0] + [SCHEMA_VERSION] * 3
+    async with connection(pg_bare_url) as conn:
+        versions = await conn.fetch("SELECT version FROM taskward_schema_version")
+    assert [v["version"] for v in versions] == list(range(1, SCHEMA_VERSION + 1))
+
+
+async def test_a_newer_schema_is_refused(pg_url: str) -> None:
+    async with connection(pg_url) as conn:
+        await conn.execute(
+            "INSERT INTO taskward_schema_version (version) VALUES ($1)", SCHEMA_VERSION + 1
+        )
+    with pytest.raises(ConfigurationError, match="upgrade taskward"):
+        await PostgresStore(pg_url).open()
+    with pytest.raises(ConfigurationError, match="upgrade taskward"):
+        await PostgresStore(pg_url).migrate()
+
+
+async def test_an_unreachable_server_is_a_store_error() -> None:
+    store = PostgresStore("postgresql://nobody:secret@127.0.0.1:1/none")
+    with pytest.raises(StoreError, match="cannot connect") as caught:
+        await store.open()
+    assert "secret" not in str(caught.value)
+
+
+# -- the database clock and the claim --------------------------------------------------------
+
+
+async def test_the_database_clock_sets_due_times_and_leases(pg_url: str) -> None:
+    async with opened(pg_url) as store:
+        before = time.time()
+        now, later = await store.insert([new(task="now"), new(task="later", delay=3600)])
+        assert abs(now.created_at - before) < 60  # the server runs on this host
+        assert now.run_at == now.created_at
+        assert later.run_at == later.created_at + 3600
+        assert abs(await store.now() - time.time()) < 60
+        [claimed] = await store.claim("w", None, 10, 30.0)
+        assert claimed.task == "now"
+        assert claimed.started_at is not None
+        assert claimed.lease_expires_at == claimed.started_at + 30.0
+
+
+async def test_claims_read_only_the_pending_tasks_indexes(pg_url: str) -> None:
+    async with opened(pg_url) as store:
+        await store.insert([new(queue=q) for q in ("a", "b", "c", "d") * 1000])
+    from taskward.stores.postgres import _SQL
+
+    head: tuple[Any, ...] = (None, "w", 30.0, 10)
+    plans = {
+        "claim_all": (_SQL["claim_all"], head),
+        "claim_queue": (_SQL["claim_queue"], (*head, "a")),
+        "claim_queues": (_SQL["claim_queues"], (*head, ["a", "b"])),
+    }
+    async with connection(pg_url) as conn:
+        # A long history and a short backlog, as a busy system has.
+        await conn.execute(
+            "UPDATE taskward_tasks SET status = 'Completed', finished_at = 0 WHERE seq > 400"
+        )
+        await conn.execute("ANALYZE taskward_tasks")
+        for name, (sql, args) in plans.items():
+            plan = "\n".join(r[0] for r in await conn.fetch(f"EXPLAIN {sql}", *args))
+            assert "taskward_tasks_claim" in plan, (name, plan)
+            assert "Seq Scan on taskward_tasks" not in plan, (name, plan)
+
+
+# -- wake-ups --------------------------------------------------------------------------------
+
+
+async def test_changes_in_another_process_wake_a_waiter(pg_url: str) -> None:
+    async with opened(pg_url) as here, opened(pg_url) as there:
+        waiter = await woken(here)
+        [row] = await there.insert([new()])
+        await asyncio.wait_for(waiter, 2)
+        waiter = await woken(here)
+        await there.request_cancel(row.id)
+        await asyncio.wait_for(waiter, 2)
+        waiter = await woken(here)
+        await there.retry(row.id)
+        await asyncio.wait_for(waiter, 2)
+        # Rows written by plain SQL wake waiters too: the NOTIFY comes from a trigger.
+        waiter = await woken(here)
+        async with connection(pg_url) as conn:
+            await conn.execute(
+                "INSERT INTO taskward_tasks (id, task, args, priority, queue, status,"
+                " max_attempts, run_at, created_at)"
+                " VALUES (gen_random_uuid(), 'x', '{}', 0, 'default', 'Pending', 1, 0, 0)"
+            )
+        await asyncio.wait_for(waiter, 2)
+
+
+# -- transactional submit --------------------------------------------------------------------
+
+
+async def test_a_task_submitted_in_a_transaction_exists_only_if_it_commits(pg_url: str) -> None:
+    async with opened(pg_url) as store, opened(pg_url) as watcher, connection(pg_url) as conn:
+        waiter = await woken(watcher)
+        tr = conn.transaction()
+        await tr.start()
+        [rolled] = await store.insert([new("mine")], connection=conn)
+        await tr.rollback()
+        assert await store.get(rolled.id) is None
+        assert await store.get_by_name("mine") is None
+
+        async with conn.transaction():
+            [kept] = await store.insert([new("mine")], connection=conn)
+            assert await store.get(kept.id) is None  # not committed yet: nobody sees it
+            await asyncio.sleep(0.2)
+            assert not waiter.done()  # NOTIFY is delivered at commit, not before
+        await asyncio.wait_for(waiter, 2)
+        got = await store.get(kept.id)
+        assert got is not None
+        assert (got.name, got.status) == ("mine", Status.PENDING)
+
+
+async def test_a_taken_name_fails_the_callers_transaction_insert(pg_url: str) -> None:
+    async with opened(pg_url) as store, connection(pg_url) as conn:
+        await store.insert([new("taken")])
+        with pytest.raises(DuplicateNameError, match="taken"):
+            async with conn.transaction():
+                await store.insert([new("free"), new("taken")], connection=conn)
+        assert await store.get_by_name("free") is None
+
+
+async def test_app_submit_with_a_connection(pg_url: str) -> None:
+    app = App(pg_url)
+
+    @app.task
+    async def mail(to: str) -> None: ...
+
+    try:
+        async with connection(pg_url) as conn:
+            tr = conn.transaction()
+            await tr.start()
+            dropped = await mail.submit("a@b.c", connection=conn)
+            await tr.rollback()
+            async with conn.transaction():
+                [kept] = await app.submit_many([mail.prepare("c@d.e")], connection=conn)
+                also = await app.submit(mail, to="e@f.g", connection=conn)
+        assert dropped.id is not None
+        assert await app.get(dropped.id) is None
+        for info in (kept, also):
+            assert info.id is not None
+            got = await app.get(info.id)
+            assert got is not None
+            assert got.status is Status.PENDING
+    finally:
+        await app.close()
+
+
+# -- outages ---------------------------------------------------------------------------------
+
+
+async def terminate_all(url: str) -> int:
+    """End every taskward session on the database ``url`` names (as an admin would)."""
+    db = url.rsplit("/", 1)[1]
+    async with connection(url) as conn:
+        ended: int = await conn.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = $1 AND application_name = 'taskward' AND pid <> pg_backend_pid()",
+            db,
+        )
+    return ended
+
+
+async def test_lost_connections_are_store_errors_until_the_pool_reconnects(pg_url: str) -> None:
+    async with opened(pg_url, min_size=2, max_size=2) as store, opened(pg_url) as other:
+        [row] = await store.insert([new()])
+        waiter = await woken(store)
+        waiter.cancel()
+        assert await terminate_all(pg_url) >= 2
+        answers: list[object] = []
+        for _ in range(6):
+            try:
+                answers.append(await store.get(row.id))
+            except StoreError as e:
+                answers.append(e)
+        assert answers[-1] == row  # the pool replaced the dead connections by itself
+
+        # The LISTEN connection comes back too, and wakes on the next change.
+        async def woke() -> bool:
+            waiter = asyncio.create_task(store.wait_for_change(1.0))
+            started = time.monotonic()
+            await other.insert([new()])
+            await waiter
+            return time.monotonic() - started < 0.5
+
+        await eventually(woke, timeout=10)
+
+
+async def test_one_maintenance_leader_at_a_time(pg_url: str) -> None:
+    async with opened(pg_url) as first, opened(pg_url) as second:
+        assert await first.lead()
+        assert not await second.lead()
+        assert await first.lead()  # still
+        await first.close()  # its session ends, and the lock with it
+        assert await eventually(second.lead)
+        # A leader whose session is killed loses the role; another process takes it.
+        async with opened(pg_url) as third:
+            assert not await third.lead()
+            await terminate_all(pg_url)
+            assert await eventually(third.lead)
+            assert not await second.lead()
+
+
+async def test_an_expired_lease_is_rescued_on_the_database_clock(pg_url: str) -> None:
+    async with opened(pg_url) as store:
+        [row] = await store.insert([new()])
+        [claimed] = await store.claim("w", None, 1, 0.05)
+        await asyncio.sleep(0.1)
+        [rescued] = await store.rescue()
+        assert (rescued.id, rescued.status) == (row.id, Status.PENDING)
+        assert await store.claim("w", None, 1, 30.0) != []
+        assert isinstance(claimed.id, UUID)
