@@ -492,20 +492,25 @@ class Worker:
                 self._spawn(self._cancel_runs(to_cancel, "cancel"))
 
     async def _maintenance(self) -> None:
-        """Rescue tasks whose lease expired; prune old finished tasks in small batches."""
+        """Rescue tasks whose lease expired; prune old finished tasks in small batches.
+
+        Only while this worker's store says it leads maintenance (one process at a time on
+        PostgreSQL): when the leader dies, another takes over within one round.
+        """
         store = self.store
         rescue_every = min(self.lease / 3, 5.0)
         since_prune = float("inf")
         while True:
             try:
-                for record in await store.rescue():
+                leading = await store.lead()
+                for record in await store.rescue() if leading else []:
                     logger.warning(
                         "task %s (%s): its worker was lost (lease expired); now %s",
                         record.id,
                         record.task,
                         record.status,
                     )
-                if self.pruning is not None and since_prune >= self.pruning.every:
+                if leading and self.pruning is not None and since_prune >= self.pruning.every:
                     since_prune = 0.0
                     ages = self.pruning.ages()
                     batch = self.pruning.batch

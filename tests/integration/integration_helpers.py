@@ -228,6 +228,10 @@ class FaultyStore:
     async def wait_for_change(self, timeout: float) -> None:
         await self.inner.wait_for_change(timeout)
 
+    async def lead(self) -> bool:
+        self._enter("lead")
+        return await self.inner.lead()
+
     async def worker_beat(self, worker_id: str, info: str, ttl: float) -> None:
         self._enter("worker_beat")
         await self.inner.worker_beat(worker_id, info, ttl)

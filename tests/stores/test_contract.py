@@ -719,6 +719,11 @@ async def test_workers_are_alive_while_they_beat(store: Store, clock: FakeClock)
     assert await store.workers() == []
 
 
+async def test_a_lone_store_leads_maintenance(store: Store) -> None:
+    assert await store.lead()
+    assert await store.lead()  # and keeps leading
+
+
 async def test_now_is_the_store_clock(store: Store, clock: FakeClock) -> None:
     assert await store.now() == START
     clock.advance(7)

@@ -307,6 +307,16 @@ class Store(Protocol):
         """The workers alive now, oldest first (and forget those whose beat expired)."""
         ...
 
+    async def lead(self) -> bool:
+        """Whether this store's process is the maintenance leader now (taking the role if free).
+
+        Only the leader rescues expired leases and prunes (and, later, fires schedules), so
+        many workers do not repeat the same work. PostgreSQL elects one process by advisory
+        lock and hands the role on when the leader's session ends; the memory and SQLite
+        stores answer True (one process, or a file whose lock already serializes the work).
+        """
+        ...
+
     async def wait_for_change(self, timeout: float) -> None:
         """Return soon after tasks were inserted, retried or cancel-requested, or at ``timeout``.
 

@@ -443,6 +443,10 @@ class MemoryStore:
             del self._workers[worker_id]
         return sorted(self._workers.values(), key=lambda w: (w.started_at, w.id))
 
+    async def lead(self) -> bool:
+        """Always the maintenance leader: the store lives in this process only."""
+        return True
+
     async def wait_for_change(self, timeout: float) -> None:
         """Return when a task is inserted, retried or cancel-requested, or at ``timeout``."""
         if self._closed:

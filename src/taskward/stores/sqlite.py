@@ -380,6 +380,11 @@ class SQLiteStore:
             by_queue.setdefault(queue_name, {})[_status(status)] = n
         return Counts(by_queue=by_queue)
 
+    async def lead(self) -> bool:
+        """Always True: the processes sharing a file take turns at its write lock anyway,
+        and rescue and prune are safe to repeat."""
+        return True
+
     async def wait_for_change(self, timeout: float) -> None:
         """Return when tasks changed here or in another process, or at ``timeout``."""
         if self._jobs is None:
