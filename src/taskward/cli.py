@@ -198,6 +198,21 @@ def main(ctx: click.Context, db: str | None, app_spec: str | None, verbose: int)
     default=None,
     help="Lease seconds (default: TASKWARD_LEASE, else 30); heartbeats every third of it.",
 )
+@click.option(
+    "--keep-completed",
+    type=click.FloatRange(0),
+    default=86_400.0,
+    show_default=True,
+    help="Seconds a Completed task is kept before it is pruned.",
+)
+@click.option(
+    "--keep-failed",
+    type=click.FloatRange(0),
+    default=7 * 86_400.0,
+    show_default=True,
+    help="Seconds a Failed or Cancelled task is kept before it is pruned.",
+)
+@click.option("--no-prune", is_flag=True, help="Keep finished tasks (prune them elsewhere).")
 @pass_ctx
 def worker(
     obj: _Ctx,
@@ -206,17 +221,32 @@ def worker(
     concurrency: int,
     grace: float,
     lease: float | None,
+    keep_completed: float,
+    keep_failed: float,
+    no_prune: bool,
 ) -> None:
     """Run a worker for APP_SPEC (module:app) until SIGTERM/SIGINT."""
     from taskward.signals import on_stop_signals
-    from taskward.worker import Worker
+    from taskward.worker import Pruning, Worker
 
     if app_spec:
         obj.app_spec = app_spec
     app = obj.app(need_tasks=True)
     queue_list = [q.strip() for q in queues.split(",") if q.strip()] if queues else None
+    pruning = (
+        None
+        if no_prune
+        else Pruning(completed=keep_completed, failed=keep_failed, cancelled=keep_failed)
+    )
     try:
-        w = Worker(app, queues=queue_list, concurrency=concurrency, grace=grace, lease=lease)
+        w = Worker(
+            app,
+            queues=queue_list,
+            concurrency=concurrency,
+            grace=grace,
+            lease=lease,
+            pruning=pruning,
+        )
     except ValueError as exc:  # e.g. TASKWARD_LEASE is not a positive number
         _fail(f"bad worker setting: {exc} (check TASKWARD_LEASE)", EXIT_USAGE)
 
