@@ -368,3 +368,30 @@ def test_worker_with_a_bad_lease_setting_exits_2(cli: Cli) -> None:
     assert result.code == 2
     assert "TASKWARD_LEASE" in result.err
     assert "Traceback" not in result.err
+
+
+@pytest.mark.parametrize(
+    ("flags", "pruned"),
+    [(["--keep-failed", "0"], True), (["--keep-failed", "0", "--no-prune"], False)],
+)
+async def test_worker_prunes_by_its_retention_flags(
+    cluster: Cluster, store_app: App, flags: list[str], pruned: bool
+) -> None:
+    [old] = await store_app.submit_many([new_task("hold", {"seconds": 1})])
+    await store_app.cancel(old.id)  # type: ignore[arg-type]  # finished: Cancelled
+    worker = cluster.start_worker(*flags, app=APP)
+    await eventually(lambda: "serving" in worker.output(), timeout=15)  # it has started
+    if pruned:
+        await eventually(lambda: _gone(store_app, old.id), timeout=10)
+    else:
+        # A task run to the end shows the worker is well past its first maintenance pass.
+        [probe] = await store_app.submit_many([new_task("count", {"n": 1})])
+        await store_app.wait(probe.id, timeout=15)  # type: ignore[arg-type]
+        assert await store_app.get(old.id) is not None  # type: ignore[arg-type]
+    worker.signal(signal.SIGTERM)
+    assert worker.wait(15) == 0
+
+
+async def _gone(app: App, task_id: UUID | None) -> bool:
+    assert task_id is not None
+    return await app.get(task_id) is None
