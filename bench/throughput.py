@@ -1,6 +1,7 @@
 """Durable-task throughput and latency, each beside a raw baseline run in the same process.
 
     python bench/throughput.py --store sqlite:///bench.db      (prints one JSON object)
+    python bench/throughput.py --store postgresql://user@host/db  (see throughput_postgres.py)
 
 - submit_one: ``await fn.submit(...)`` one by one (each its own commit), against plain
   one-row INSERTs with stdlib sqlite3, each its own commit, into the same schema;
@@ -259,16 +260,29 @@ def percentiles(delays: list[float]) -> dict[str, Any]:
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--store", default=None, help="sqlite:///path.db (default: a temp dir)")
+    parser.add_argument(
+        "--store",
+        default=None,
+        help="sqlite:///path.db (default: a temp dir), or postgresql://... (a server on which"
+        " scratch databases can be created)",
+    )
     parser.add_argument("--n", type=int, default=5000, help="tasks for submit_one and process")
     parser.add_argument("--bulk", type=int, default=100_000, help="tasks for submit_bulk")
     parser.add_argument("--concurrency", type=int, default=100)
     parser.add_argument("--samples", type=int, default=200, help="latency samples")
+    parser.add_argument(
+        "--worker-concurrency", type=int, default=50, help="slots per worker process (PostgreSQL)"
+    )
     opts = parser.parse_args()
+    if opts.store and opts.store.partition("://")[0] in ("postgresql", "postgres"):
+        from throughput_postgres import run
+
+        print(json.dumps(await run(opts.store, opts)))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         base = opts.store or f"sqlite:///{tmp}/bench.db"
         if not base.startswith("sqlite:///"):
-            raise SystemExit("this benchmark drives SQLite: give --store sqlite:///path.db")
+            raise SystemExit("give --store sqlite:///path.db or --store postgresql://...")
         result = {
             "bench": "throughput",
             "store": "sqlite",

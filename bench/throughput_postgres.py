@@ -1,0 +1,258 @@
+"""The throughput benchmark on PostgreSQL (``bench/throughput.py --store postgresql://...``).
+
+Each phase runs in a scratch database created next to the one the URL names (it needs the
+CREATEDB privilege) and dropped afterwards; baselines are plain SQL through asyncpg on the
+same schema, in the same process:
+
+- submit_one: ``await fn.submit(...)`` one by one, against plain one-row INSERTs, each its
+  own commit;
+- submit_bulk: ``app.submit_many`` of N prepared tasks, against one ``executemany`` INSERT
+  transaction;
+- process_1 / process_4: N no-op tasks run by 1 or 4 ``taskward worker`` processes (started
+  idle, then the tasks arrive in one insert), against 1 or 4 connections running a
+  ``FOR UPDATE SKIP LOCKED`` claim of 100 and one completing UPDATE, each its own commit;
+- latency: submit -> started_at of an idle worker, in this process and in another process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+from throughput import BENCH_DIR, make_app, percentiles, rates, started_after
+
+from taskward.models import new_task_id
+from taskward.stores.postgres import PostgresStore
+from taskward.worker import Worker
+
+RAW_INSERT = (
+    "INSERT INTO taskward_tasks (id, task, args, priority, queue, status, max_attempts,"
+    " run_at, created_at) VALUES ($1, 'noop', '{}', 0, 'default', 'Pending', 3,"
+    " extract(epoch FROM now()), extract(epoch FROM now()))"
+)
+RAW_CLAIM = """
+WITH picked AS (
+    SELECT seq FROM taskward_tasks
+    WHERE status = 'Pending' AND run_at <= extract(epoch FROM now())
+    ORDER BY priority, run_at, seq LIMIT 100
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE taskward_tasks AS t
+SET status = 'Running', attempts = t.attempts + 1, started_at = extract(epoch FROM now()),
+    worker_id = 'raw', lease_token = $1, lease_expires_at = extract(epoch FROM now()) + 30
+FROM picked WHERE t.seq = picked.seq
+RETURNING t.id, t.args
+"""
+RAW_FINISH = (
+    "UPDATE taskward_tasks SET status = 'Completed', result = 'null',"
+    " finished_at = extract(epoch FROM now()), lease_token = NULL, lease_expires_at = NULL"
+    " WHERE id = ANY($1::uuid[]) AND lease_token = $2"
+)
+REMAINING = "SELECT count(*) FROM taskward_tasks WHERE status <> 'Completed'"
+
+
+def _with_db(url: str, name: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+
+
+@contextlib.asynccontextmanager
+async def fresh_db(base: str, tag: str) -> AsyncIterator[str]:
+    """A migrated scratch database on the server ``base`` names, dropped afterwards."""
+    name = f"taskward_bench_{tag}_{os.getpid()}"
+    admin = await asyncpg.connect(base)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        url = _with_db(base, name)
+        await PostgresStore(url).migrate()
+        yield url
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+async def bench_submit_one(base: str, n: int) -> dict[str, Any]:
+    async with fresh_db(base, "one") as url:
+        app = make_app(url)
+        noop = app.get_task("noop")
+        await app.open()
+        start = time.perf_counter()
+        for i in range(n):
+            await noop.submit(n=i)
+        taskward_s = time.perf_counter() - start
+        await app.close()
+        conn = await asyncpg.connect(url)
+        start = time.perf_counter()
+        for _ in range(n):
+            await conn.execute(RAW_INSERT, new_task_id())
+        raw_s = time.perf_counter() - start
+        await conn.close()
+    return rates(n, taskward_s, raw_s)
+
+
+async def bench_submit_bulk(base: str, n: int) -> dict[str, Any]:
+    async with fresh_db(base, "bulk") as url:
+        app = make_app(url)
+        noop = app.get_task("noop")
+        await app.open()
+        start = time.perf_counter()
+        rows = [noop.prepare(n=i) for i in range(n)]
+        prepared_s = time.perf_counter() - start
+        await app.submit_many(rows)
+        taskward_s = time.perf_counter() - start
+        await app.close()
+        conn = await asyncpg.connect(url)
+        ids = [(new_task_id(),) for _ in range(n)]
+        start = time.perf_counter()
+        async with conn.transaction():
+            await conn.executemany(RAW_INSERT, ids)
+        raw_s = time.perf_counter() - start
+        await conn.close()
+    out = rates(n, taskward_s, raw_s)
+    out["insert_only_per_s"] = round(n / (taskward_s - prepared_s))
+    return out
+
+
+async def bench_process(base: str, n: int, processes: int, concurrency: int) -> dict[str, Any]:
+    async with fresh_db(base, f"proc{processes}") as url:
+        app = make_app(url)
+        noop = app.get_task("noop")
+        await app.open()
+        rows = [noop.prepare() for _ in range(n)]
+        env = {**os.environ, "TASKWARD_DB": url, "PYTHONPATH": str(BENCH_DIR)}
+        command = [sys.executable, "-m", "taskward", "worker", "throughput_app:app"]
+        procs = [
+            subprocess.Popen(  # noqa: ASYNC220 - started before the timing
+                [*command, "--concurrency", str(concurrency)],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for _ in range(processes)
+        ]
+        conn = await asyncpg.connect(url)
+        try:
+            await _until_workers(conn, processes)
+            start = time.perf_counter()
+            await app.submit_many(rows)
+            while await conn.fetchval(REMAINING):  # noqa: ASYNC110 - the state is in another process
+                await asyncio.sleep(0.005)
+            taskward_s = time.perf_counter() - start
+        finally:
+            for proc in procs:
+                proc.terminate()
+            for proc in procs:
+                proc.wait(30)
+            await conn.close()
+        await app.close()
+    async with fresh_db(base, f"raw{processes}") as url:
+        app = make_app(url)
+        noop = app.get_task("noop")
+        await app.open()
+        await app.submit_many([noop.prepare() for _ in range(n)])
+        await app.close()
+        conns = [await asyncpg.connect(url) for _ in range(processes)]
+        start = time.perf_counter()
+        done = sum(await asyncio.gather(*(_raw_worker(c) for c in conns)))
+        raw_s = time.perf_counter() - start
+        for c in conns:
+            await c.close()
+        assert done == n, done
+    out = rates(n, taskward_s, raw_s)
+    out.update(processes=processes, concurrency=concurrency)
+    return out
+
+
+async def _until_workers(conn: asyncpg.Connection[asyncpg.Record], count: int) -> None:
+    """Wait until ``count`` worker processes have said they are alive (they are idle now)."""
+    deadline = time.monotonic() + 30
+    while await conn.fetchval("SELECT count(*) FROM taskward_workers") < count:
+        if time.monotonic() > deadline:
+            raise TimeoutError("the worker processes did not start within 30 s")
+        await asyncio.sleep(0.05)
+
+
+async def _raw_worker(conn: asyncpg.Connection[asyncpg.Record]) -> int:
+    """Claim 100 and complete them, each statement its own commit, until none is left."""
+    done = 0
+    while True:
+        token = uuid.uuid4().hex
+        rows = await conn.fetch(RAW_CLAIM, token)
+        if not rows:
+            return done
+        await conn.execute(RAW_FINISH, [r["id"] for r in rows], token)
+        done += len(rows)
+
+
+async def bench_latency_here(base: str, samples: int) -> dict[str, Any]:
+    async with fresh_db(base, "lat") as url:
+        app = make_app(url)
+        noop = app.get_task("noop")
+        await app.open()
+        worker = Worker(app, concurrency=4, pruning=None)
+        running = asyncio.create_task(worker.run())
+        await asyncio.sleep(0.5)
+        delays = []
+        for _ in range(samples):
+            sent = time.time()
+            info = await noop.submit()
+            assert info.id is not None
+            delays.append(await started_after(app, info.id, sent))
+        worker.stop()
+        await running
+        await app.close()
+    return percentiles(delays)
+
+
+async def bench_latency_other_process(base: str, samples: int) -> dict[str, Any]:
+    async with fresh_db(base, "latx") as url:
+        app = make_app(url)
+        noop = app.get_task("noop")
+        await app.open()
+        env = {**os.environ, "TASKWARD_DB": url, "PYTHONPATH": str(BENCH_DIR)}
+        proc = subprocess.Popen(  # noqa: ASYNC220 - started once, before the timing
+            [sys.executable, "-m", "taskward", "worker", "throughput_app:app"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            warm = await noop.submit()
+            assert warm.id is not None
+            await app.wait(warm.id, timeout=30)
+            delays = []
+            for _ in range(samples):
+                await asyncio.sleep(0.02)  # let the worker go idle (waiting on LISTEN) again
+                sent = time.time()
+                info = await noop.submit()
+                assert info.id is not None
+                delays.append(await started_after(app, info.id, sent))
+        finally:
+            proc.terminate()
+            proc.wait(30)
+            await app.close()
+    return percentiles(delays)
+
+
+async def run(base: str, opts: Any) -> dict[str, Any]:
+    """Every phase, as one JSON-ready dict."""
+    return {
+        "bench": "throughput",
+        "store": "postgresql",
+        "driver": f"asyncpg {asyncpg.__version__}",
+        "submit_one": await bench_submit_one(base, opts.n),
+        "submit_bulk": await bench_submit_bulk(base, opts.bulk),
+        "process_1": await bench_process(base, opts.n, 1, opts.worker_concurrency),
+        "process_4": await bench_process(base, opts.n, 4, opts.worker_concurrency),
+        "latency_same_process": await bench_latency_here(base, opts.samples),
+        "latency_other_process": await bench_latency_other_process(base, opts.samples),
+    }
