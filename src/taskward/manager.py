@@ -409,7 +409,20 @@ class TaskManager:
                 self._start(rec)
                 if self._space_waiters:
                     self._wake_space()
-                await self._execute(rec)
+                if rec.kind == _ASYNC:  # the common case, inline: no coroutine of ours per task
+                    _current.set(rec)
+                    try:
+                        result = await rec.fn(*rec.args, **rec.kwargs)  # type: ignore[misc,arg-type]
+                    except BaseException as exc:
+                        self._failed(rec, exc)
+                    else:
+                        self._finish(
+                            rec,
+                            Status.CANCELLED if rec.cancel_requested else Status.COMPLETED,
+                            result,
+                        )
+                else:
+                    await self._execute(rec)
                 if rec.abandoned:
                     return
         except BaseException as exc:
@@ -435,32 +448,37 @@ class TaskManager:
                 result = await asyncio.to_thread(fn, *rec.args, **rec.kwargs)  # type: ignore[misc,arg-type]
                 if inspect.isawaitable(result):
                     result = await result
-        except asyncio.CancelledError:
+        except BaseException as exc:
+            self._failed(rec, exc)
+        else:
+            self._finish(
+                rec, Status.CANCELLED if rec.cancel_requested else Status.COMPLETED, result
+            )
+
+    def _failed(self, rec: _Record, exc: BaseException) -> None:
+        """Record how a run that raised ended; re-raise what must stop the slot."""
+        if isinstance(exc, asyncio.CancelledError):
             self._finish(rec, Status.CANCELLED)
             if not rec.cancel_requested:
-                raise  # not ours: whoever cancelled the slot wants it stopped
+                raise exc  # not ours: whoever cancelled the slot wants it stopped
             task = asyncio.current_task()
             if task is not None and task.cancelling():
                 task.uncancel()  # our cancellation of this one task is consumed
-        except Exception as exc:
+        elif isinstance(exc, Exception):
             if rec.cancel_requested:
                 self._finish(rec, Status.CANCELLED, error=_describe(exc))
             else:
                 if not rec.abandoned:
                     logger.error("task %r failed: %s", rec.name, _describe(exc), exc_info=exc)
                 self._finish(rec, Status.FAILED, error=_describe(exc), exception=exc)
-        except BaseException as exc:
+        else:
             # KeyboardInterrupt, SystemExit: record, then let them stop the program.
             logger.error("task %r raised %s; passing it on", rec.name, _describe(exc), exc_info=exc)
             self._finish(rec, Status.FAILED, error=_describe(exc))
             task = asyncio.current_task()
             if task is not None:  # logged just now: asyncio need not report it once more
                 task.add_done_callback(_retrieve)
-            raise
-        else:
-            self._finish(
-                rec, Status.CANCELLED if rec.cancel_requested else Status.COMPLETED, result
-            )
+            raise exc
 
     def _finish(
         self,
