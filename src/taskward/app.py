@@ -33,7 +33,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Any, Concatenate, ParamSpec, TypeVar, overload
 from uuid import UUID
@@ -45,10 +45,12 @@ from taskward.errors import (
     TaskCancelledError,
     TaskFailedError,
     TaskTimeoutError,
+    UnknownScheduleError,
     UnknownTaskError,
 )
 from taskward.models import Progress, Status, TaskInfo, from_timestamp
 from taskward.retry import Backoff
+from taskward.scheduler import Schedule, ScheduleInfo, schedule_info
 from taskward.stores import open_store
 from taskward.stores.base import Counts, NewTask, Store, TaskRecord, TransactionalStore
 from taskward.tasks import TaskFunction
@@ -194,6 +196,7 @@ class App:
             raise ConfigurationError(f"store must be a URL or a Store, got {store!r}")
         self.default_task = default_task
         self._tasks: dict[str, TaskFunction[Any, Any]] = {}
+        self._schedules: dict[str, Schedule] = {}
         self._home: asyncio.AbstractEventLoop | None = None
         self._opening: asyncio.Task[None] | None = None
         self._closed = False
@@ -326,6 +329,114 @@ class App:
             max_attempts=max_attempts,
             timeout=timeout,
         )
+
+    # -- schedules declared in code ------------------------------------------------------
+
+    def schedule(
+        self,
+        name: str,
+        task: TaskFunction[Any, Any] | str,
+        *,
+        every: float | timedelta | None = None,
+        cron: str | None = None,
+        args: Mapping[str, Any] | None = None,
+        timezone: str = "UTC",
+        catch_up: bool = False,
+        max_instances: int = 1,
+    ) -> Schedule:
+        """Declare a durable schedule: submit ``task`` with ``args`` on every tick.
+
+        ``every`` (seconds or a timedelta, ticks aligned to the Unix epoch) or ``cron`` (five
+        fields, read in ``timezone``). Workers store it at start (keeping its last tick across
+        restarts), and whichever process leads maintenance submits each tick once, as a task
+        named ``<name>@<tick time>``. A bad schedule raises `ConfigurationError` here.
+        """
+        try:
+            sched = Schedule(
+                name=name,
+                task=task.name if isinstance(task, TaskFunction) else task,
+                args=dict(args or {}),
+                every=every,  # type: ignore[arg-type]  # a timedelta is converted
+                cron=cron,
+                timezone=timezone,
+                catch_up=catch_up,
+                max_instances=max_instances,
+            )
+            self.check_schedule(sched)
+        except (InvalidArgumentsError, UnknownTaskError) as exc:
+            raise ConfigurationError(f"schedule {name!r}: {exc}") from None
+        if name in self._schedules:
+            raise ConfigurationError(f"a schedule named {name!r} is already declared")
+        self._schedules[name] = sched
+        return sched
+
+    @property
+    def schedules(self) -> Mapping[str, Schedule]:
+        """The schedules declared in code, by name (read-only)."""
+        return MappingProxyType(self._schedules)
+
+    def check_schedule(self, schedule: Schedule) -> None:
+        """Raise `UnknownTaskError` or `InvalidArgumentsError` unless this app can fire it."""
+        self.get_task(schedule.task).prepare_args(dict(schedule.args))
+
+    async def store_schedules(self) -> None:
+        """Put the code-declared schedules in the store (their last ticks are kept)."""
+        store = await self._ready()
+        for sched in self._schedules.values():
+            await store.put_schedule(sched.name, sched.definition(), replace=True)
+
+    # -- schedules in the store ---------------------------------------------------------
+
+    async def _schedule_info(self, name: str, record: Any) -> ScheduleInfo:
+        if record is None:
+            raise UnknownScheduleError(f"no schedule named {name!r}")
+        store = await self._ready()
+        return schedule_info(record, await store.now())
+
+    @_on_home_loop
+    async def add_schedule(self, schedule: Schedule, *, replace: bool = False) -> ScheduleInfo:
+        """Store a schedule (`DuplicateNameError` if the name is taken, unless ``replace``)."""
+        self.check_schedule(schedule)
+        store = await self._ready()
+        record = await store.put_schedule(schedule.name, schedule.definition(), replace=replace)
+        return await self._schedule_info(schedule.name, record)
+
+    @_on_home_loop
+    async def get_schedule(self, name: str) -> ScheduleInfo | None:
+        """The stored schedule of this name, or None."""
+        record = await (await self._ready()).get_schedule(name)
+        return None if record is None else await self._schedule_info(name, record)
+
+    @_on_home_loop
+    async def list_schedules(self) -> builtins.list[ScheduleInfo]:
+        """Every stored schedule, by name (one whose row is corrupt is left out)."""
+        store = await self._ready()
+        now = await store.now()
+        out = []
+        for record in await store.list_schedules():
+            try:
+                out.append(schedule_info(record, now))
+            except InvalidArgumentsError:
+                continue
+        return out
+
+    @_on_home_loop
+    async def remove_schedule(self, name: str) -> None:
+        """Delete a stored schedule (its tasks stay); `UnknownScheduleError` if none."""
+        if not await (await self._ready()).delete_schedule(name):
+            raise UnknownScheduleError(f"no schedule named {name!r}")
+
+    @_on_home_loop
+    async def pause_schedule(self, name: str) -> ScheduleInfo:
+        """Stop firing a schedule until `resume_schedule`."""
+        record = await (await self._ready()).set_schedule_paused(name, True)
+        return await self._schedule_info(name, record)
+
+    @_on_home_loop
+    async def resume_schedule(self, name: str) -> ScheduleInfo:
+        """Fire a paused schedule again, from its next tick (missed ticks are skipped)."""
+        record = await (await self._ready()).set_schedule_paused(name, False)
+        return await self._schedule_info(name, record)
 
     # -- lifecycle ----------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ The tree::
 
     TaskwardError
      ├── UnknownTaskError          no task by that name or id, or no task function by that name
+     │    └── UnknownScheduleError  no schedule by that name
      ├── DuplicateNameError        the name belongs to a task that is still Pending or Running
      ├── InvalidTransitionError    a status change not in the transition table
      ├── InvalidArgumentsError     arguments that do not match a task function's signature
@@ -39,6 +40,10 @@ class TaskwardError(Exception):
 
 class UnknownTaskError(TaskwardError, LookupError):
     """No such task."""
+
+
+class UnknownScheduleError(UnknownTaskError):
+    """No such schedule."""
 
 
 class DuplicateNameError(TaskwardError):

@@ -27,6 +27,7 @@ from uuid import UUID
 from taskward.errors import LeaseLostError, TaskwardError, UnknownTaskError
 from taskward.manager import Retention, TaskManager
 from taskward.models import Progress, Status
+from taskward.scheduler import run_schedules
 from taskward.stores.base import Store, TaskRecord
 
 if TYPE_CHECKING:
@@ -92,6 +93,7 @@ class Worker:
         cancel_poll: float = 0.25,
         pruning: Pruning | None = Pruning(),
         worker_id: str | None = None,
+        schedule_poll: float = 1.0,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, not {concurrency}")
@@ -109,6 +111,7 @@ class Worker:
         self.poll_interval = poll_interval
         self.cancel_poll = cancel_poll
         self.pruning = pruning
+        self.schedule_poll = schedule_poll
         self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._runs: dict[UUID, _Run] = {}
         self._slot_freed = asyncio.Event()
@@ -153,6 +156,10 @@ class Worker:
             asyncio.create_task(self._heartbeats(), name="taskward-heartbeats"),
             asyncio.create_task(self._watch(), name="taskward-cancel-watch"),
             asyncio.create_task(self._maintenance(), name="taskward-maintenance"),
+            # Fires durable schedules while this process leads maintenance (taskward.scheduler).
+            asyncio.create_task(
+                run_schedules(self.app, store, poll=self.schedule_poll), name="taskward-schedules"
+            ),
         ]
         # The claim loop is a task of its own so that a stop can wake it from its sleep, and
         # so that the store's wait_for_change always sees the same waiting task.

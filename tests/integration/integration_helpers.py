@@ -15,7 +15,15 @@ from uuid import UUID
 from taskward.app import App
 from taskward.errors import StoreError
 from taskward.models import Status, TaskInfo
-from taskward.stores.base import Counts, NewTask, Page, Store, TaskRecord, WorkerRecord
+from taskward.stores.base import (
+    Counts,
+    NewTask,
+    Page,
+    ScheduleRecord,
+    Store,
+    TaskRecord,
+    WorkerRecord,
+)
 from taskward.worker import Worker
 
 
@@ -243,6 +251,38 @@ class FaultyStore:
     async def workers(self) -> builtins.list[WorkerRecord]:
         self._enter("workers")
         return await self.inner.workers()
+
+    async def put_schedule(
+        self, name: str, definition: str, *, replace: bool = False
+    ) -> ScheduleRecord:
+        self._enter("put_schedule")
+        return await self.inner.put_schedule(name, definition, replace=replace)
+
+    async def get_schedule(self, name: str) -> ScheduleRecord | None:
+        return await self.inner.get_schedule(name)
+
+    async def list_schedules(self) -> builtins.list[ScheduleRecord]:
+        self._enter("list_schedules")
+        return await self.inner.list_schedules()
+
+    async def delete_schedule(self, name: str) -> bool:
+        return await self.inner.delete_schedule(name)
+
+    async def set_schedule_paused(self, name: str, paused: bool) -> ScheduleRecord | None:
+        return await self.inner.set_schedule_paused(name, paused)
+
+    async def fire_schedule(
+        self,
+        name: str,
+        expected_last_tick: float | None,
+        new_last_tick: float | None,
+        tasks: Sequence[NewTask],
+    ) -> bool:
+        self._enter("fire_schedule")
+        return await self.inner.fire_schedule(name, expected_last_tick, new_last_tick, tasks)
+
+    async def count_active(self, name_prefix: str) -> int:
+        return await self.inner.count_active(name_prefix)
 
     async def list(
         self,

@@ -30,6 +30,7 @@ __all__ = [
     "Counts",
     "NewTask",
     "Page",
+    "ScheduleRecord",
     "Store",
     "TaskRecord",
     "TransactionalStore",
@@ -91,6 +92,17 @@ class WorkerRecord:
     started_at: float
     last_seen: float
     expires_at: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScheduleRecord:
+    """One row of the schedules table: a definition (JSON) and the newest tick handled."""
+
+    name: str
+    definition: str  # JSON: task, args, every or cron, timezone, catch_up, max_instances
+    last_tick: float | None  # None: never fired (it starts counting at its next round)
+    paused: bool
+    updated_at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,6 +327,56 @@ class Store(Protocol):
         lock and hands the role on when the leader's session ends; the memory and SQLite
         stores answer True (one process, or a file whose lock already serializes the work).
         """
+        ...
+
+    async def put_schedule(
+        self, name: str, definition: str, *, replace: bool = False
+    ) -> ScheduleRecord:
+        """Create a schedule (not paused, never fired) and return it.
+
+        When one of this name exists: with ``replace`` its definition is updated (its
+        ``last_tick`` and ``paused`` stay); without, `DuplicateNameError`.
+        """
+        ...
+
+    async def get_schedule(self, name: str) -> ScheduleRecord | None:
+        """The schedule of this name, or None."""
+        ...
+
+    async def list_schedules(self) -> builtins.list[ScheduleRecord]:
+        """Every schedule, by name."""
+        ...
+
+    async def delete_schedule(self, name: str) -> bool:
+        """Delete a schedule (its tasks stay); False when there is none of this name."""
+        ...
+
+    async def set_schedule_paused(self, name: str, paused: bool) -> ScheduleRecord | None:
+        """Pause or resume a schedule; None when there is none of this name.
+
+        Resuming a paused schedule forgets its ``last_tick``, so the ticks it missed while
+        paused never fire: it starts counting again at its next round.
+        """
+        ...
+
+    async def fire_schedule(
+        self,
+        name: str,
+        expected_last_tick: float | None,
+        new_last_tick: float | None,
+        tasks: Sequence[NewTask],
+    ) -> bool:
+        """Move a schedule's ``last_tick`` and insert its tick ``tasks``, in one transaction.
+
+        Only while the schedule exists, is not paused and its ``last_tick`` still equals
+        ``expected_last_tick`` (compare-and-set): else nothing changes and it returns False.
+        So a tick is inserted once however many processes try. Raises as `insert` does
+        (`DuplicateNameError`), and then changes nothing either.
+        """
+        ...
+
+    async def count_active(self, name_prefix: str) -> int:
+        """How many Pending or Running tasks have a name that starts with ``name_prefix``."""
         ...
 
     async def wait_for_change(self, timeout: float) -> None:

@@ -33,6 +33,7 @@ from taskward.stores.base import (
     Counts,
     NewTask,
     Page,
+    ScheduleRecord,
     TaskRecord,
     WorkerRecord,
 )
@@ -91,6 +92,11 @@ def check_finish_status(status: Status) -> None:
         raise InvalidTransitionError(f"finish() needs a finished status, not {status}")
 
 
+def duplicate_schedule_error(name: str) -> DuplicateNameError:
+    """The error for a schedule name that is taken."""
+    return DuplicateNameError(f"a schedule named {name!r} already exists")
+
+
 def lease_expired_error(attempts: int) -> str:
     """The error of a task that lost its lease on its last attempt."""
     noun = "attempt" if attempts == 1 else "attempts"
@@ -140,6 +146,7 @@ class MemoryStore:
         self._change = ChangeSignal()
         self._closed = False
         self._workers: dict[str, WorkerRecord] = {}
+        self._schedules: dict[str, ScheduleRecord] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -452,6 +459,77 @@ class MemoryStore:
         if self._closed:
             return
         await self._change.wait(timeout)
+
+    # -- schedules ---------------------------------------------------------------------------
+
+    async def put_schedule(
+        self, name: str, definition: str, *, replace: bool = False
+    ) -> ScheduleRecord:
+        """Create a schedule, or (with ``replace``) update its definition."""
+        old = self._schedules.get(name)
+        if old is not None and not replace:
+            raise duplicate_schedule_error(name)
+        now = self._clock()
+        if old is None:
+            new = ScheduleRecord(
+                name=name, definition=definition, last_tick=None, paused=False, updated_at=now
+            )
+        else:
+            new = dataclasses.replace(old, definition=definition, updated_at=now)
+        self._schedules[name] = new
+        return new
+
+    async def get_schedule(self, name: str) -> ScheduleRecord | None:
+        """The schedule of this name, or None."""
+        return self._schedules.get(name)
+
+    async def list_schedules(self) -> list[ScheduleRecord]:
+        """Every schedule, by name."""
+        return [self._schedules[n] for n in sorted(self._schedules)]
+
+    async def delete_schedule(self, name: str) -> bool:
+        """Delete a schedule; False when there is none."""
+        return self._schedules.pop(name, None) is not None
+
+    async def set_schedule_paused(self, name: str, paused: bool) -> ScheduleRecord | None:
+        """Pause or resume; resuming a paused schedule forgets its last tick."""
+        old = self._schedules.get(name)
+        if old is None:
+            return None
+        if old.paused == paused:
+            return old
+        new = dataclasses.replace(
+            old,
+            paused=paused,
+            last_tick=old.last_tick if paused else None,
+            updated_at=self._clock(),
+        )
+        self._schedules[name] = new
+        return new
+
+    async def fire_schedule(
+        self,
+        name: str,
+        expected_last_tick: float | None,
+        new_last_tick: float | None,
+        tasks: Sequence[NewTask],
+    ) -> bool:
+        """Compare-and-set the last tick and insert the tick tasks, all or nothing."""
+        old = self._schedules.get(name)
+        if old is None or old.paused or old.last_tick != expected_last_tick:
+            return False
+        if tasks:
+            # insert never awaits, so nothing runs between this check and the change below;
+            # if it raises, nothing has changed.
+            await self.insert(tasks)
+        self._schedules[name] = dataclasses.replace(
+            old, last_tick=new_last_tick, updated_at=self._clock()
+        )
+        return True
+
+    async def count_active(self, name_prefix: str) -> int:
+        """Active tasks whose name starts with ``name_prefix``."""
+        return sum(1 for n in self._active_names if n.startswith(name_prefix))
 
     # -- internals ---------------------------------------------------------------------------
 

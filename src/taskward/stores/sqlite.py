@@ -28,6 +28,7 @@ The statements live in ``sql/sqlite.sql``.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import dataclasses
 import os
@@ -49,6 +50,7 @@ from taskward.stores.base import (
     Counts,
     NewTask,
     Page,
+    ScheduleRecord,
     TaskRecord,
     WorkerRecord,
 )
@@ -58,6 +60,7 @@ from taskward.stores.memory import (
     check_limit,
     decode_cursor,
     duplicate_name_error,
+    duplicate_schedule_error,
     encode_cursor,
     rescued_changes,
     resolve_run_at,
@@ -69,7 +72,7 @@ T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
 
 #: The schema this code writes and reads, kept in ``PRAGMA user_version``.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 def _load_statements() -> dict[str, str]:
@@ -84,6 +87,8 @@ def _load_statements() -> dict[str, str]:
 
 _SQL = _load_statements()
 _SCHEMA = [s for s in re.split(r";\s*\n", _SQL["schema"]) if s.strip()]
+#: What each version adds to the one before (version 1 is `_SCHEMA`).
+_MIGRATIONS = {2: [s for s in re.split(r";\s*\n", _SQL["schema_2"]) if s.strip()]}
 _PICKS = {"one": _SQL["pick_queue"], "some": _SQL["pick_queues"], "all": _SQL["pick_all"]}
 
 _CHUNK = 500  # ids per IN (...) list, well under SQLite's limit on bound parameters
@@ -398,6 +403,57 @@ class SQLiteStore:
             self._waiters -= 1
             self._idle_since = time.monotonic()
 
+    # -- schedules ---------------------------------------------------------------------------
+
+    async def put_schedule(
+        self, name: str, definition: str, *, replace: bool = False
+    ) -> ScheduleRecord:
+        """Create a schedule, or (with ``replace``) update its definition."""
+        sql = _SQL["schedule_replace" if replace else "schedule_insert"]
+        row = await self._write(_put_schedule_tx, sql, (name, definition, self._clock()))
+        return _schedule(row)
+
+    async def get_schedule(self, name: str) -> ScheduleRecord | None:
+        """The schedule of this name, or None."""
+        row = await self._read(_fetchone, _SQL["schedule_get"], (name,))
+        return None if row is None else _schedule(row)
+
+    async def list_schedules(self) -> builtins.list[ScheduleRecord]:
+        """Every schedule, by name."""
+        return [_schedule(r) for r in await self._read(_fetchall, _SQL["schedule_list"], ())]
+
+    async def delete_schedule(self, name: str) -> bool:
+        """Delete a schedule; False when there is none."""
+        return await self._write(_changed_one, _SQL["schedule_delete"], (name,))
+
+    async def set_schedule_paused(self, name: str, paused: bool) -> ScheduleRecord | None:
+        """Pause or resume; resuming a paused schedule forgets its last tick."""
+        row = await self._write(
+            _fetchone, _SQL["schedule_pause"], (int(paused), self._clock(), name)
+        )
+        return _schedule(row) if row is not None else await self.get_schedule(name)
+
+    async def fire_schedule(
+        self,
+        name: str,
+        expected_last_tick: float | None,
+        new_last_tick: float | None,
+        tasks: Sequence[NewTask],
+    ) -> bool:
+        """Compare-and-set the last tick and insert the tick tasks, in one transaction."""
+        check_batch_names(tasks)
+        fired = await self._write(
+            _fire_schedule_tx, name, expected_last_tick, new_last_tick, tasks, self._clock()
+        )
+        if fired and tasks:
+            self._notify()
+        return fired
+
+    async def count_active(self, name_prefix: str) -> int:
+        """Active tasks whose name starts with ``name_prefix``."""
+        row = await self._read(_fetchone, _SQL["count_active"], (name_prefix,))
+        return int(row[0])
+
     # -- the event loop side -----------------------------------------------------------------
 
     def _submit(
@@ -687,15 +743,20 @@ class SQLiteStore:
             )
         if version == SCHEMA_VERSION:
             return
-        exists = conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'tasks'"
-        ).fetchone()
-        if exists:
-            raise ConfigurationError(
-                f"SQLite database {self.path} has a tasks table that taskward did not create"
-            )
-        for statement in _SCHEMA:
-            conn.execute(statement)
+        if version == 0:
+            exists = conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'tasks'"
+            ).fetchone()
+            if exists:
+                raise ConfigurationError(
+                    f"SQLite database {self.path} has a tasks table that taskward did not create"
+                )
+            for statement in _SCHEMA:
+                conn.execute(statement)
+            version = 1
+        for later in range(version + 1, SCHEMA_VERSION + 1):
+            for statement in _MIGRATIONS[later]:
+                conn.execute(statement)
         # PRAGMA takes no bound parameters; the value is our own integer constant.
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")
 
@@ -813,6 +874,42 @@ def _insert_conflict(
         if row is not None:
             return duplicate_name_error(row[0])
     return StoreError(f"SQLite refused the insert: {e}")
+
+
+def _fire_schedule_tx(
+    conn: sqlite3.Connection,
+    name: str,
+    expected: float | None,
+    new: float | None,
+    tasks: Sequence[NewTask],
+    now: float,
+) -> bool:
+    if conn.execute(_SQL["schedule_fire"], (new, now, name, expected)).rowcount != 1:
+        return False
+    if tasks:
+        _insert_tx(conn, tasks, now)  # raises DuplicateNameError: the whole call rolls back
+    return True
+
+
+def _put_schedule_tx(conn: sqlite3.Connection, sql: str, params: tuple[str, str, float]) -> Any:
+    try:
+        return conn.execute(sql, params).fetchone()
+    except sqlite3.IntegrityError:
+        raise duplicate_schedule_error(params[0]) from None
+
+
+def _fetchone(conn: sqlite3.Connection, sql: str, params: Any) -> Any:
+    return conn.execute(sql, params).fetchone()
+
+
+def _schedule(row: Sequence[Any]) -> ScheduleRecord:
+    return ScheduleRecord(
+        name=row[0],
+        definition=row[1],
+        last_tick=row[2],
+        paused=bool(row[3]),
+        updated_at=row[4],
+    )
 
 
 def _claim_tx(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> list[TaskRecord]:

@@ -50,6 +50,17 @@ CREATE TABLE workers (
     expires_at REAL NOT NULL
 );
 
+-- name: schema_2
+-- Version 2: durable schedules. Run after "schema" on a new file, or alone on a version 1 one.
+-- definition is JSON (task, args, every or cron, ...); last_tick the newest tick handled.
+CREATE TABLE schedules (
+    name       TEXT    PRIMARY KEY,
+    definition TEXT    NOT NULL,
+    last_tick  REAL,
+    paused     INTEGER NOT NULL DEFAULT 0,
+    updated_at REAL    NOT NULL
+);
+
 -- name: insert_one
 INSERT INTO tasks (id, task, args, name, priority, queue, status, max_attempts, timeout,
                    run_at, created_at)
@@ -203,3 +214,40 @@ DELETE FROM workers WHERE expires_at <= ?;
 
 -- name: workers
 SELECT id, info, started_at, last_seen, expires_at FROM workers ORDER BY started_at, id;
+
+-- name: schedule_insert
+INSERT INTO schedules (name, definition, last_tick, paused, updated_at)
+VALUES (?, ?, NULL, 0, ?)
+RETURNING name, definition, last_tick, paused, updated_at;
+
+-- name: schedule_replace
+INSERT INTO schedules (name, definition, last_tick, paused, updated_at)
+VALUES (?, ?, NULL, 0, ?)
+ON CONFLICT (name) DO UPDATE
+SET definition = excluded.definition, updated_at = excluded.updated_at
+RETURNING name, definition, last_tick, paused, updated_at;
+
+-- name: schedule_get
+SELECT name, definition, last_tick, paused, updated_at FROM schedules WHERE name = ?;
+
+-- name: schedule_list
+SELECT name, definition, last_tick, paused, updated_at FROM schedules ORDER BY name;
+
+-- name: schedule_delete
+DELETE FROM schedules WHERE name = ?;
+
+-- name: schedule_pause
+-- Resuming a paused schedule forgets its last tick: the ticks missed meanwhile never fire.
+UPDATE schedules
+SET last_tick = CASE WHEN ?1 THEN last_tick ELSE NULL END, paused = ?1, updated_at = ?2
+WHERE name = ?3 AND paused <> ?1
+RETURNING name, definition, last_tick, paused, updated_at;
+
+-- name: schedule_fire
+-- The compare-and-set that makes each tick fire once ("IS" also matches NULL to NULL).
+UPDATE schedules SET last_tick = ?, updated_at = ?
+WHERE name = ? AND paused = 0 AND last_tick IS ?;
+
+-- name: count_active
+SELECT count(*) FROM tasks
+WHERE status IN ('Pending', 'Running') AND name IS NOT NULL AND substr(name, 1, length(?1)) = ?1;

@@ -1,0 +1,457 @@
+"""Durable schedules: interval and cron tasks that fire once per tick, across any number of
+processes.
+
+A `Schedule` says *what* to run (a task function and its arguments) and *when* (``every``
+seconds, or a ``cron`` expression in a ``timezone``). Its state in the store is one number,
+``last_tick``: the newest tick already handled. Everything else is pure:
+
+- `next_tick` / `latest_tick` are the tick arithmetic. Intervals are aligned to the Unix epoch
+  (``every=60`` ticks on each whole minute, UTC), so every process computes the same ticks
+  and a tick's task name, ``<schedule>@<tick time>``, is the same everywhere. Cron
+  expressions are read by croniter on the *wall clock* of the schedule's time zone, and each
+  wall time becomes one instant: a wall time that a DST gap skips fires once, at the end of
+  the gap; one that a DST overlap repeats fires once, at its first occurrence.
+- `plan` turns (schedule, last tick, now, active ticks) into the ticks to fire and the new
+  ``last_tick``. ``catch_up=False`` fires only the newest missed tick; ``catch_up=True`` fires
+  each missed tick (at most `MAX_TICKS_PER_ROUND` per round). ``max_instances`` bounds the
+  ticks Pending or Running at once: without catch-up, a tick that finds it full is skipped;
+  with catch-up it waits for room.
+
+`fire_due` applies the plans through the store's `fire_schedule`, which compares-and-sets
+``last_tick`` and inserts the tick tasks in one transaction: even if two processes both
+believe they lead, each tick is inserted once. `run_schedules` is the loop a worker runs; it
+fires only while its store says this process leads maintenance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from taskward.errors import (
+    ConfigurationError,
+    DuplicateNameError,
+    InvalidArgumentsError,
+    TaskwardError,
+)
+from taskward.tasks import MAX_NAME_LENGTH
+
+if TYPE_CHECKING:
+    from taskward.app import App
+    from taskward.stores.base import NewTask, ScheduleRecord, Store
+
+__all__ = [
+    "MAX_TICKS_PER_ROUND",
+    "Plan",
+    "Schedule",
+    "ScheduleInfo",
+    "fire_due",
+    "latest_tick",
+    "next_tick",
+    "plan",
+    "run_schedules",
+    "schedule_info",
+    "tick_name",
+]
+
+logger = logging.getLogger("taskward.scheduler")
+
+#: Most ticks one schedule fires in one round (catch-up after a long downtime goes on in
+#: the next rounds, so one round never inserts an unbounded batch).
+MAX_TICKS_PER_ROUND = 100
+#: Longest a tick name's schedule part may be: the whole name must fit a task name.
+MAX_SCHEDULE_NAME = MAX_NAME_LENGTH - 40
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Schedule:
+    """A task function to submit on every tick of an interval or a cron expression.
+
+    Validated when made: `InvalidArgumentsError` names the bad field. Whether ``task`` is
+    registered, and ``args`` fit it, the `App` checks (it knows the task functions).
+    """
+
+    name: str
+    task: str
+    args: Mapping[str, Any] = field(default_factory=dict)
+    every: float | None = None
+    cron: str | None = None
+    timezone: str = "UTC"
+    catch_up: bool = False
+    max_instances: int = 1
+
+    def __post_init__(self) -> None:
+        name = self.name
+        if not isinstance(name, str) or not name.strip():
+            raise InvalidArgumentsError(f"schedule name must be a non-empty string, got {name!r}")
+        if len(name) > MAX_SCHEDULE_NAME:
+            raise InvalidArgumentsError(
+                f"schedule name must be at most {MAX_SCHEDULE_NAME} characters"
+            )
+        if "@" in name:
+            # Tick tasks are named "<schedule>@<tick>": an "@" in the schedule's own name
+            # would make one schedule's ticks look like another's.
+            raise InvalidArgumentsError(f"schedule name must not contain '@', got {name!r}")
+        if not isinstance(self.task, str) or not self.task.strip():
+            raise InvalidArgumentsError(f"task must be a non-empty string, got {self.task!r}")
+        if not isinstance(self.args, Mapping):
+            raise InvalidArgumentsError(f"args must be a JSON object, got {self.args!r}")
+        if (self.every is None) == (self.cron is None):
+            raise InvalidArgumentsError("give a schedule either every= or cron=, not both")
+        if self.every is not None:
+            every: object = self.every
+            if isinstance(every, timedelta):
+                every = every.total_seconds()
+                object.__setattr__(self, "every", every)
+            if (
+                isinstance(every, bool)
+                or not isinstance(every, int | float)
+                or not math.isfinite(every)
+                or every <= 0
+            ):
+                raise InvalidArgumentsError(
+                    f"every must be a positive number of seconds (or a timedelta), got {every!r}"
+                )
+            object.__setattr__(self, "every", float(every))
+        if self.cron is not None:
+            _check_cron(self.cron)
+        _zone(self.timezone)
+        mi = self.max_instances
+        if isinstance(mi, bool) or not isinstance(mi, int) or mi < 1:
+            raise InvalidArgumentsError(f"max_instances must be an integer >= 1, got {mi!r}")
+        if not isinstance(self.catch_up, bool):
+            raise InvalidArgumentsError(f"catch_up must be true or false, got {self.catch_up!r}")
+
+    @property
+    def prefix(self) -> str:
+        """The start of every tick task's name: ``<schedule>@``."""
+        return f"{self.name}@"
+
+    def definition(self) -> str:
+        """The JSON text the store keeps (everything but the name, which is its key)."""
+        return json.dumps(
+            {
+                "task": self.task,
+                "args": dict(self.args),
+                "every": self.every,
+                "cron": self.cron,
+                "timezone": self.timezone,
+                "catch_up": self.catch_up,
+                "max_instances": self.max_instances,
+            },
+            sort_keys=True,
+        )
+
+    @classmethod
+    def from_definition(cls, name: str, definition: str) -> Schedule:
+        """The schedule a store row holds; `InvalidArgumentsError` when it is corrupt."""
+        try:
+            data = json.loads(definition)
+        except ValueError as exc:
+            raise InvalidArgumentsError(f"schedule {name!r}: corrupt definition: {exc}") from None
+        if not isinstance(data, dict):
+            raise InvalidArgumentsError(f"schedule {name!r}: corrupt definition")
+        known = {"task", "args", "every", "cron", "timezone", "catch_up", "max_instances"}
+        try:
+            return cls(name=name, **{k: v for k, v in data.items() if k in known})
+        except TypeError as exc:
+            raise InvalidArgumentsError(f"schedule {name!r}: corrupt definition: {exc}") from None
+
+    def describe(self) -> str:
+        """``every 60s`` or ``cron 0 3 * * * (Europe/Paris)``, for people."""
+        if self.every is not None:
+            return f"every {self.every:g}s"
+        return f"cron {self.cron} ({self.timezone})"
+
+
+def _zone(name: object) -> ZoneInfo:
+    if not isinstance(name, str) or not name:
+        raise InvalidArgumentsError(f"timezone must be an IANA time zone name, got {name!r}")
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidArgumentsError(
+            f"unknown timezone {name!r}: give an IANA name such as 'UTC' or 'Europe/Paris'"
+        ) from None
+
+
+def _croniter() -> Any:
+    try:
+        from croniter import croniter
+    except ImportError:  # pragma: no cover - croniter is a dev dependency
+        raise ConfigurationError(
+            "cron schedules need croniter: pip install 'taskward[cron]'"
+        ) from None
+    return croniter
+
+
+def _check_cron(expr: object) -> None:
+    if not isinstance(expr, str) or not expr.strip():
+        raise InvalidArgumentsError(f"cron must be a cron expression, got {expr!r}")
+    if not _croniter().is_valid(expr):
+        raise InvalidArgumentsError(
+            f"invalid cron expression {expr!r}: expected five fields "
+            "(minute hour day-of-month month day-of-week), e.g. '0 3 * * *'"
+        )
+
+
+# -- pure tick arithmetic --------------------------------------------------------------------
+
+
+def _wall(at: float, zone: ZoneInfo) -> datetime:
+    """The naive wall-clock time in ``zone`` at the POSIX time ``at``."""
+    return datetime.fromtimestamp(at, zone).replace(tzinfo=None)
+
+
+def _instant(wall: datetime, zone: ZoneInfo) -> float:
+    """The POSIX time of a wall-clock time in ``zone``.
+
+    A wall time repeated by a DST overlap is its first occurrence; one skipped by a DST gap
+    is the end of the gap (the first instant that exists after it).
+    """
+    first = wall.replace(tzinfo=zone, fold=0).timestamp()
+    if _wall(first, zone) == wall:
+        return first
+    # In a gap: fold=1 reads the wall time with the offset after the change (an instant
+    # before the gap), fold=0 with the offset before (an instant after it). The change lies
+    # between; find it to the microsecond (offsets change on whole seconds anyway).
+    lo = wall.replace(tzinfo=zone, fold=1).timestamp()
+    hi = first
+    offset_after = datetime.fromtimestamp(hi, zone).utcoffset()
+    lo_s, hi_s = math.floor(lo), math.ceil(hi)
+    while hi_s - lo_s > 1:
+        mid = (lo_s + hi_s) // 2
+        if datetime.fromtimestamp(mid, zone).utcoffset() == offset_after:
+            hi_s = mid
+        else:
+            lo_s = mid
+    return float(hi_s)
+
+
+def next_tick(schedule: Schedule, after: float) -> float:
+    """The first tick strictly after the POSIX time ``after``."""
+    if schedule.every is not None:
+        every = schedule.every
+        tick = (math.floor(after / every) + 1) * every
+        while tick <= after:  # float rounding
+            tick += every
+        return tick
+    zone = _zone(schedule.timezone)
+    it = _croniter()(schedule.cron, _wall(after, zone))
+    while True:
+        tick = _instant(it.get_next(datetime), zone)
+        # A wall time in the second pass of an overlap maps to its first occurrence, which
+        # may be at or before ``after``: it has fired already.
+        if tick > after:
+            return tick
+
+
+def latest_tick(schedule: Schedule, at: float) -> float:
+    """The newest tick at or before the POSIX time ``at``."""
+    if schedule.every is not None:
+        every = schedule.every
+        tick = math.floor(at / every) * every
+        while tick > at:
+            tick -= every
+        while tick + every <= at:
+            tick += every
+        return tick
+    zone = _zone(schedule.timezone)
+    # Start a microsecond later so that a tick exactly at ``at`` counts.
+    it = _croniter()(schedule.cron, _wall(at, zone) + timedelta(microseconds=1))
+    tick = _instant(it.get_prev(datetime), zone)
+    while tick > at:
+        tick = _instant(it.get_prev(datetime), zone)
+    # Wall times near DST changes do not map to instants in order one by one; walking
+    # forward from a tick known to be early lands on the newest one.
+    while (following := next_tick(schedule, tick)) <= at:
+        tick = following
+    return tick
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScheduleInfo:
+    """A stored schedule as users see it: its definition, state and next tick."""
+
+    schedule: Schedule
+    paused: bool
+    last_tick: datetime | None
+    next_tick: datetime | None  # None while paused
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object the API and ``--json`` show."""
+        s = self.schedule
+        return {
+            "name": s.name,
+            "task": s.task,
+            "args": dict(s.args),
+            "every": s.every,
+            "cron": s.cron,
+            "timezone": s.timezone,
+            "catch_up": s.catch_up,
+            "max_instances": s.max_instances,
+            "paused": self.paused,
+            "last_tick": None if self.last_tick is None else self.last_tick.isoformat(),
+            "next_tick": None if self.next_tick is None else self.next_tick.isoformat(),
+        }
+
+
+def _datetime(at: float | None) -> datetime | None:
+    return None if at is None else datetime.fromtimestamp(at, UTC)
+
+
+def schedule_info(record: ScheduleRecord, now: float) -> ScheduleInfo:
+    """The `ScheduleInfo` of a store row at ``now``; `InvalidArgumentsError` if corrupt."""
+    schedule = Schedule.from_definition(record.name, record.definition)
+    following = None
+    if not record.paused:
+        # A tick already due fires within a round: show it, not a later one.
+        following = next_tick(schedule, now if record.last_tick is None else record.last_tick)
+    return ScheduleInfo(
+        schedule=schedule,
+        paused=record.paused,
+        last_tick=_datetime(record.last_tick),
+        next_tick=_datetime(following),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What one round does for one schedule: fire ``ticks``, then store ``last_tick``."""
+
+    ticks: list[float]
+    last_tick: float | None
+
+
+def plan(
+    schedule: Schedule,
+    last_tick: float | None,
+    now: float,
+    *,
+    active: int = 0,
+    limit: int = MAX_TICKS_PER_ROUND,
+) -> Plan:
+    """The ticks due at ``now`` since ``last_tick``, and the ``last_tick`` to store after.
+
+    A schedule that never ran (``last_tick`` None) starts counting at ``now``: nothing
+    fires, and the newest tick so far becomes its ``last_tick``. ``active`` is how many of
+    its ticks are Pending or Running now (for ``max_instances``).
+    """
+    if last_tick is None:
+        return Plan([], latest_tick(schedule, now))
+    room = max(schedule.max_instances - active, 0)
+    if schedule.catch_up:
+        ticks: list[float] = []
+        tick = last_tick
+        while len(ticks) < min(room, limit) and (tick := next_tick(schedule, tick)) <= now:
+            ticks.append(tick)
+        return Plan(ticks, ticks[-1] if ticks else last_tick)
+    newest = latest_tick(schedule, now)
+    if newest <= last_tick:
+        return Plan([], last_tick)
+    # Without catch-up, a tick that finds no room is skipped, not postponed.
+    return Plan([newest] if room else [], newest)
+
+
+def tick_name(schedule: Schedule, tick: float) -> str:
+    """The name of a tick's task: ``<schedule>@<tick time in UTC, ISO 8601>``."""
+    when = datetime.fromtimestamp(tick, UTC).isoformat().replace("+00:00", "Z")
+    return f"{schedule.prefix}{when}"
+
+
+# -- firing ----------------------------------------------------------------------------------
+
+
+def _tick_tasks(app: App, schedule: Schedule, ticks: list[float]) -> list[NewTask]:
+    fn = app.get_task(schedule.task)
+    return [
+        fn.prepare_args(
+            dict(schedule.args),
+            name=tick_name(schedule, tick),
+            run_at=datetime.fromtimestamp(tick, UTC),
+        )
+        for tick in ticks
+    ]
+
+
+async def _fire_one(app: App, store: Store, record: ScheduleRecord, now: float) -> float | None:
+    """Fire one schedule's due ticks; return its next tick (None: paused or broken)."""
+    if record.paused:
+        return None
+    try:
+        schedule = Schedule.from_definition(record.name, record.definition)
+    except InvalidArgumentsError as exc:
+        logger.error("schedule %r cannot be read, so it does not fire: %s", record.name, exc)
+        return None
+    active = await store.count_active(schedule.prefix) if record.last_tick is not None else 0
+    step = plan(schedule, record.last_tick, now, active=active)
+    if step.last_tick != record.last_tick:
+        try:
+            tasks = _tick_tasks(app, schedule, step.ticks)
+        except TaskwardError as exc:
+            # Another version of the app may know this task: leave the ticks for it.
+            logger.error("schedule %r cannot fire: %s", record.name, exc)
+            return None
+        if not step.ticks and record.last_tick is not None:
+            logger.warning(
+                "schedule %r: tick skipped, %d of its tasks are still active (max_instances)",
+                record.name,
+                active,
+            )
+        try:
+            fired = await store.fire_schedule(record.name, record.last_tick, step.last_tick, tasks)
+        except DuplicateNameError as exc:
+            logger.warning("schedule %r: tick skipped (%s)", record.name, exc)
+            fired = await store.fire_schedule(record.name, record.last_tick, step.last_tick, [])
+        if fired:
+            for task in tasks:
+                logger.info("schedule %r fired %s (task %s)", record.name, task.name, task.id)
+        else:
+            logger.debug("schedule %r: another process fired it first", record.name)
+            return now  # look again soon
+    assert step.last_tick is not None
+    return next_tick(schedule, step.last_tick)
+
+
+async def fire_due(app: App, store: Store, now: float) -> float | None:
+    """Fire every schedule's due ticks at ``now``; return the earliest next tick, if any."""
+    soonest: float | None = None
+    for record in await store.list_schedules():
+        following = await _fire_one(app, store, record, now)
+        if following is not None and (soonest is None or following < soonest):
+            soonest = following
+    return soonest
+
+
+async def run_schedules(app: App, store: Store, *, poll: float = 1.0) -> None:
+    """Store the app's code-declared schedules, then fire due ticks while this process leads.
+
+    Wakes at the next tick or every ``poll`` seconds (to notice schedules added elsewhere);
+    store failures are logged and retried. Runs until cancelled.
+    """
+    synced = False
+    failures = 0
+    while True:
+        pause = poll
+        try:
+            if not synced:
+                await app.store_schedules()
+                synced = True
+            if await store.lead():
+                now = await store.now()
+                soonest = await fire_due(app, store, now)
+                if soonest is not None:
+                    pause = min(poll, max(soonest - now, 0.01))
+            failures = 0
+        except Exception as exc:
+            failures += 1
+            pause = min(poll * 2**failures, 30.0)
+            logger.warning("schedules: round failed (%s); again in %.1fs", exc, pause)
+        await asyncio.sleep(pause)
