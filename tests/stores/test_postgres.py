@@ -242,7 +242,7 @@ async def terminate_all(url: str) -> int:
     return ended
 
 
-async def test_lost_connections_are_store_errors_until_the_pool_reconnects(pg_url: str) -> None:
+async def test_lost_connections_are_mended_by_the_pool_or_store_errors(pg_url: str) -> None:
     async with opened(pg_url, min_size=2, max_size=2) as store, opened(pg_url) as other:
         [row] = await store.insert([new()])
         waiter = await woken(store)

@@ -55,7 +55,6 @@ from taskward.stores.base import (
     Counts,
     NewTask,
     Page,
-    ScheduleRecord,
     TaskRecord,
     WorkerRecord,
 )
@@ -65,7 +64,6 @@ from taskward.stores.memory import (
     check_limit,
     decode_cursor,
     duplicate_name_error,
-    duplicate_schedule_error,
     encode_cursor,
     rescued_changes,
     resolve_run_at,
@@ -117,6 +115,13 @@ _DB_ERRORS = (
     asyncpg.InterfaceError,
     asyncpg.exceptions.InternalClientError,
     OSError,
+)
+# A connection that was lost (or found dead) under a statement.
+_LOST = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.InterfaceError,
+    ConnectionError,
 )
 _NAME_TAKEN = re.compile(r"Key \(name\)=\((?P<name>.*)\) already exists", re.DOTALL)
 _LIST_FILTERS = ("task", "queue", "name")  # columns `list` filters on by equality
@@ -605,27 +610,38 @@ class PostgresStore:
         return StoreError(f"PostgreSQL error on {self._where}: {type(e).__name__}: {e}")
 
     async def _fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
-        pool = self._need_pool()
-        try:
-            return await pool.fetch(sql, *args)
-        except asyncpg.UniqueViolationError:
-            raise  # the caller knows which name it was
-        except _DB_ERRORS as e:
-            raise self._error(e) from e
+        rows: list[asyncpg.Record] = await self._pooled("fetch", sql, args)
+        return rows
 
     async def _fetchval(self, sql: str, *args: Any) -> Any:
-        pool = self._need_pool()
-        try:
-            return await pool.fetchval(sql, *args)
-        except _DB_ERRORS as e:
-            raise self._error(e) from e
+        return await self._pooled("fetchval", sql, args)
 
     async def _execute(self, sql: str, *args: Any) -> str:
+        status: str = await self._pooled("execute", sql, args)
+        return status
+
+    async def _pooled(self, method: str, sql: str, args: tuple[Any, ...]) -> Any:
+        """Run one statement on a pooled connection; connection failures are `StoreError`.
+
+        A connection that died while idle in the pool (a restarted or failed-over server, a
+        terminated session) is only found out when used: a statement that provably never
+        reached the server, or a plain read, is tried again on another connection, so
+        callers do not see an error for what the pool mends by itself.
+        """
         pool = self._need_pool()
-        try:
-            return await pool.execute(sql, *args)
-        except _DB_ERRORS as e:
-            raise self._error(e) from e
+        read = sql.lstrip().upper().startswith("SELECT") and "FOR UPDATE" not in sql.upper()
+        for attempt in range(3):
+            try:
+                return await getattr(pool, method)(sql, *args)
+            except asyncpg.UniqueViolationError:
+                raise  # the caller knows which name or schedule it was
+            except _DB_ERRORS as e:
+                unsent = isinstance(e, asyncpg.exceptions.InternalClientError)
+                lost = isinstance(e, _LOST) and not isinstance(e, asyncpg.CannotConnectNowError)
+                if attempt < 2 and (unsent or (read and lost)):
+                    continue
+                raise self._error(e) from e
+        raise AssertionError("unreachable")
 
     async def _changed(self, sql: str, *args: Any) -> bool:
         return _affected(await self._execute(sql, *args)) == 1
@@ -662,70 +678,6 @@ class PostgresStore:
         if len(rows) > limit:
             return Page(items=rows[:limit], cursor=encode_cursor(rows[limit - 1].seq))
         return Page(items=rows, cursor=None)
-
-    # -- schedules (statements in sql/postgres/schedules.sql) --------------------------------
-
-    async def put_schedule(
-        self, name: str, definition: str, *, replace: bool = False
-    ) -> ScheduleRecord:
-        """Create a schedule, or (with ``replace``) update its definition."""
-        sql = _SCHEDULE_SQL["schedule_replace" if replace else "schedule_insert"]
-        try:
-            rows = await self._fetch(sql, self._fake(), name, definition)
-        except asyncpg.UniqueViolationError:
-            raise duplicate_schedule_error(name) from None
-        return _schedule(rows[0])
-
-    async def get_schedule(self, name: str) -> ScheduleRecord | None:
-        """The schedule of this name, or None."""
-        rows = await self._fetch(_SCHEDULE_SQL["schedule_get"], name)
-        return _schedule(rows[0]) if rows else None
-
-    async def list_schedules(self) -> builtins.list[ScheduleRecord]:
-        """Every schedule, by name."""
-        return [_schedule(r) for r in await self._fetch(_SCHEDULE_SQL["schedule_list"])]
-
-    async def delete_schedule(self, name: str) -> bool:
-        """Delete a schedule; False when there is none."""
-        return await self._changed(_SCHEDULE_SQL["schedule_delete"], name)
-
-    async def set_schedule_paused(self, name: str, paused: bool) -> ScheduleRecord | None:
-        """Pause or resume; resuming a paused schedule forgets its last tick."""
-        rows = await self._fetch(_SCHEDULE_SQL["schedule_pause"], self._fake(), paused, name)
-        return _schedule(rows[0]) if rows else await self.get_schedule(name)
-
-    async def fire_schedule(
-        self,
-        name: str,
-        expected_last_tick: float | None,
-        new_last_tick: float | None,
-        tasks: Sequence[NewTask],
-    ) -> bool:
-        """Compare-and-set the last tick and insert the tick tasks, in one transaction."""
-        pool = self._need_pool()
-        try:
-            async with pool.acquire() as conn, conn.transaction():
-                status = await conn.execute(
-                    _SCHEDULE_SQL["schedule_fire"],
-                    self._fake(),
-                    new_last_tick,
-                    name,
-                    expected_last_tick,
-                )
-                if _affected(status) != 1:
-                    return False
-                if tasks:
-                    await self.insert(tasks, connection=conn)
-        except _DB_ERRORS as e:
-            raise self._error(e) from e
-        if tasks:
-            self._change.notify()
-        return True
-
-    async def count_active(self, name_prefix: str) -> int:
-        """Active tasks whose name starts with ``name_prefix``."""
-        count: int = await self._fetchval(_SCHEDULE_SQL["count_active"], name_prefix)
-        return count
 
 
 async def _schema_version(conn: asyncpg.pool.PoolConnectionProxy[asyncpg.Record]) -> int:
@@ -815,26 +767,3 @@ async def _close_pool(pool: asyncpg.Pool[asyncpg.Record]) -> None:
         await asyncio.wait_for(pool.close(), 5.0)
     except (TimeoutError, *_DB_ERRORS):
         pool.terminate()
-
-
-def _load_schedule_statements() -> dict[str, str]:
-    """The statements of ``schedules.sql`` by their ``-- name:``."""
-    text = _SQL_DIR.joinpath("schedules.sql").read_text("utf-8")
-    out: dict[str, str] = {}
-    for chunk in re.split(r"^-- name: ", text, flags=re.MULTILINE)[1:]:
-        name, _, body = chunk.partition("\n")
-        out[name.strip()] = body.strip().removesuffix(";")
-    return out
-
-
-_SCHEDULE_SQL = _load_schedule_statements()
-
-
-def _schedule(row: asyncpg.Record) -> ScheduleRecord:
-    return ScheduleRecord(
-        name=row["name"],
-        definition=row["definition"],
-        last_tick=row["last_tick"],
-        paused=row["paused"],
-        updated_at=row["updated_at"],
-    )
