@@ -55,6 +55,7 @@ from taskward.stores.base import (
     Counts,
     NewTask,
     Page,
+    ScheduleRecord,
     TaskRecord,
     WorkerRecord,
 )
@@ -64,6 +65,7 @@ from taskward.stores.memory import (
     check_limit,
     decode_cursor,
     duplicate_name_error,
+    duplicate_schedule_error,
     encode_cursor,
     rescued_changes,
     resolve_run_at,
@@ -679,6 +681,70 @@ class PostgresStore:
             return Page(items=rows[:limit], cursor=encode_cursor(rows[limit - 1].seq))
         return Page(items=rows, cursor=None)
 
+    # -- schedules (statements in sql/postgres/schedules.sql) --------------------------------
+
+    async def put_schedule(
+        self, name: str, definition: str, *, replace: bool = False
+    ) -> ScheduleRecord:
+        """Create a schedule, or (with ``replace``) update its definition."""
+        sql = _SCHEDULE_SQL["schedule_replace" if replace else "schedule_insert"]
+        try:
+            rows = await self._fetch(sql, self._fake(), name, definition)
+        except asyncpg.UniqueViolationError:
+            raise duplicate_schedule_error(name) from None
+        return _schedule(rows[0])
+
+    async def get_schedule(self, name: str) -> ScheduleRecord | None:
+        """The schedule of this name, or None."""
+        rows = await self._fetch(_SCHEDULE_SQL["schedule_get"], name)
+        return _schedule(rows[0]) if rows else None
+
+    async def list_schedules(self) -> builtins.list[ScheduleRecord]:
+        """Every schedule, by name."""
+        return [_schedule(r) for r in await self._fetch(_SCHEDULE_SQL["schedule_list"])]
+
+    async def delete_schedule(self, name: str) -> bool:
+        """Delete a schedule; False when there is none."""
+        return await self._changed(_SCHEDULE_SQL["schedule_delete"], name)
+
+    async def set_schedule_paused(self, name: str, paused: bool) -> ScheduleRecord | None:
+        """Pause or resume; resuming a paused schedule forgets its last tick."""
+        rows = await self._fetch(_SCHEDULE_SQL["schedule_pause"], self._fake(), paused, name)
+        return _schedule(rows[0]) if rows else await self.get_schedule(name)
+
+    async def fire_schedule(
+        self,
+        name: str,
+        expected_last_tick: float | None,
+        new_last_tick: float | None,
+        tasks: Sequence[NewTask],
+    ) -> bool:
+        """Compare-and-set the last tick and insert the tick tasks, in one transaction."""
+        pool = self._need_pool()
+        try:
+            async with pool.acquire() as conn, conn.transaction():
+                status = await conn.execute(
+                    _SCHEDULE_SQL["schedule_fire"],
+                    self._fake(),
+                    new_last_tick,
+                    name,
+                    expected_last_tick,
+                )
+                if _affected(status) != 1:
+                    return False
+                if tasks:
+                    await self.insert(tasks, connection=conn)
+        except _DB_ERRORS as e:
+            raise self._error(e) from e
+        if tasks:
+            self._change.notify()
+        return True
+
+    async def count_active(self, name_prefix: str) -> int:
+        """Active tasks whose name starts with ``name_prefix``."""
+        count: int = await self._fetchval(_SCHEDULE_SQL["count_active"], name_prefix)
+        return count
+
 
 async def _schema_version(conn: asyncpg.pool.PoolConnectionProxy[asyncpg.Record]) -> int:
     if not await conn.fetchval(_SQL["has_version_table"]):
@@ -767,3 +833,26 @@ async def _close_pool(pool: asyncpg.Pool[asyncpg.Record]) -> None:
         await asyncio.wait_for(pool.close(), 5.0)
     except (TimeoutError, *_DB_ERRORS):
         pool.terminate()
+
+
+def _load_schedule_statements() -> dict[str, str]:
+    """The statements of ``schedules.sql`` by their ``-- name:``."""
+    text = _SQL_DIR.joinpath("schedules.sql").read_text("utf-8")
+    out: dict[str, str] = {}
+    for chunk in re.split(r"^-- name: ", text, flags=re.MULTILINE)[1:]:
+        name, _, body = chunk.partition("\n")
+        out[name.strip()] = body.strip().removesuffix(";")
+    return out
+
+
+_SCHEDULE_SQL = _load_schedule_statements()
+
+
+def _schedule(row: asyncpg.Record) -> ScheduleRecord:
+    return ScheduleRecord(
+        name=row["name"],
+        definition=row["definition"],
+        last_tick=row["last_tick"],
+        paused=row["paused"],
+        updated_at=row["updated_at"],
+    )
