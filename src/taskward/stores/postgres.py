@@ -186,6 +186,7 @@ class PostgresStore:
                     max_size=self._max_size,
                     command_timeout=self._command_timeout,
                     server_settings=self._server_settings(),
+                    reset=_keep_session,
                 )
             except _DB_ERRORS as e:
                 raise StoreError(f"cannot connect to {self._where}: {e}") from e
@@ -744,6 +745,15 @@ class PostgresStore:
         """Active tasks whose name starts with ``name_prefix``."""
         count: int = await self._fetchval(_SCHEDULE_SQL["count_active"], name_prefix)
         return count
+
+
+async def _keep_session(conn: asyncpg.Connection[asyncpg.Record]) -> None:
+    """Skip asyncpg's reset of a connection returned to the pool (UNLISTEN, RESET ALL, ...).
+
+    Pooled connections never keep session state: no LISTEN, advisory lock, setting or cursor
+    outlives a statement (those live on dedicated connections), and a transaction left open
+    is still rolled back by the pool. The reset would cost a round trip on every call.
+    """
 
 
 async def _schema_version(conn: asyncpg.pool.PoolConnectionProxy[asyncpg.Record]) -> int:
