@@ -28,7 +28,7 @@ from taskward.errors import LeaseLostError, TaskwardError, UnknownTaskError
 from taskward.manager import Retention, TaskManager
 from taskward.models import Progress, Status
 from taskward.scheduler import run_schedules
-from taskward.stores.base import Store, TaskRecord
+from taskward.stores.base import Outcome, Store, TaskRecord
 
 if TYPE_CHECKING:
     from taskward.app import App
@@ -80,6 +80,7 @@ class Worker:
     """Runs the tasks of one `App` from its store until stopped."""
 
     store: Store  # the app's store, once `run` has opened it
+    _finisher: _Finisher
 
     def __init__(
         self,
@@ -142,6 +143,7 @@ class Worker:
     async def run(self, *, until_idle: bool = False) -> None:
         """Claim and run tasks until `stop` (or, with ``until_idle``, until none is due)."""
         store = self.store = await self.app.connect()
+        self._finisher = _Finisher(store)
         logger.info(
             "worker %s: serving %s with %d slots on %s",
             self.id,
@@ -353,15 +355,17 @@ class Worker:
                     outcome.error,
                 )
 
+            final = Outcome(
+                task_id=record.id,
+                token=token,
+                status=outcome.status,
+                result=outcome.result,
+                error=outcome.error,
+                traceback=outcome.traceback,
+            )
+
             def write() -> Awaitable[bool]:
-                return store.finish(
-                    record.id,
-                    token,
-                    outcome.status,
-                    result=outcome.result,
-                    error=outcome.error,
-                    traceback=outcome.traceback,
-                )
+                return self._finisher.finish(final)
 
         written = await self._store_call(write)
         if written is False:
@@ -543,6 +547,46 @@ class Worker:
             run.record.lease_token or "",
             json.dumps({"done": p.done, "total": p.total, "message": p.message}),
         )
+
+
+class _Finisher:
+    """Writes the outcomes of runs that end together in one `Store.finish_many` call.
+
+    The first outcome is written at once; those that end while a write is under way wait for
+    the next one and share it. Each caller gets its own answer (lease held or lost), and
+    retries on its own if the write failed.
+    """
+
+    _BATCH = 500
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.waiting: list[tuple[Outcome, asyncio.Future[bool]]] = []
+        self.writer: asyncio.Task[None] | None = None
+
+    async def finish(self, outcome: Outcome) -> bool:
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self.waiting.append((outcome, future))
+        if self.writer is None:
+            self.writer = asyncio.create_task(self._write(), name="taskward-finisher")
+        return await future
+
+    async def _write(self) -> None:
+        try:
+            while self.waiting:
+                batch, self.waiting = self.waiting[: self._BATCH], self.waiting[self._BATCH :]
+                try:
+                    held = await self.store.finish_many([outcome for outcome, _ in batch])
+                except Exception as exc:
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for (_, future), ok in zip(batch, held, strict=True):
+                    if not future.done():
+                        future.set_result(ok)
+        finally:
+            self.writer = None
 
 
 @dataclass(frozen=True, slots=True)

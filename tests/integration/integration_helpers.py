@@ -18,6 +18,7 @@ from taskward.models import Status, TaskInfo
 from taskward.stores.base import (
     Counts,
     NewTask,
+    Outcome,
     Page,
     ScheduleRecord,
     Store,
@@ -179,6 +180,10 @@ class FaultyStore:
         return await self.inner.finish(
             task_id, token, status, result=result, error=error, traceback=traceback
         )
+
+    async def finish_many(self, outcomes: Sequence[Outcome]) -> builtins.list[bool]:
+        self._enter("finish")  # the worker's way to finish: an outage of "finish" hits it
+        return await self.inner.finish_many(outcomes)
 
     async def requeue(
         self,

@@ -15,6 +15,7 @@ from store_helpers import START, FakeClock, new
 from taskward.errors import DuplicateNameError, InvalidTransitionError
 from taskward.models import Status
 from taskward.stores import NewTask, Store, TaskRecord
+from taskward.stores.base import Outcome
 
 LEASE = 30.0
 
@@ -285,6 +286,28 @@ async def test_finish_with_failure_details(store: Store) -> None:
     done = await store.get(row.id)
     assert done is not None
     assert (done.status, done.error, done.traceback) == (Status.FAILED, "E", "tb")
+
+
+async def test_finish_many_finishes_each_held_lease_in_one_call(
+    store: Store, clock: FakeClock
+) -> None:
+    a, b, c = [await running(store) for _ in range(3)]
+    clock.advance(3)
+    done = await store.finish_many(
+        [
+            Outcome(task_id=a.id, token=_token(a), status=Status.COMPLETED, result="1"),
+            Outcome(task_id=b.id, token="stale", status=Status.COMPLETED, result="2"),
+            Outcome(task_id=c.id, token=_token(c), status=Status.FAILED, error="E", traceback="tb"),
+        ]
+    )
+    assert done == [True, False, True]
+    ra, rb, rc = [await store.get(r.id) for r in (a, b, c)]
+    assert ra is not None
+    assert (ra.status, ra.result, ra.finished_at) == (Status.COMPLETED, "1", START + 3)
+    assert rb == b  # the stale token changed nothing
+    assert rc is not None
+    assert (rc.status, rc.error, rc.traceback) == (Status.FAILED, "E", "tb")
+    assert await store.finish_many([]) == []
 
 
 async def test_finish_needs_a_finished_status(store: Store) -> None:

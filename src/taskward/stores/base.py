@@ -84,6 +84,18 @@ class TaskRecord:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Outcome:
+    """How one run ended, for `Store.finish_many` (the arguments of `Store.finish`)."""
+
+    task_id: UUID
+    token: str
+    status: Status
+    result: str | None = None
+    error: str | None = None
+    traceback: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class WorkerRecord:
     """A worker process that is alive: it beat within its ``ttl``."""
 
@@ -221,6 +233,14 @@ class Store(Protocol):
 
         Returns False (and changes nothing) when the lease is lost: a rescued or cancelled
         task cannot be overwritten by a stale worker.
+        """
+        ...
+
+    async def finish_many(self, outcomes: Sequence[Outcome]) -> builtins.list[bool]:
+        """`finish` for many runs in one round trip and transaction; a result per outcome.
+
+        A busy worker finishes many tasks at once: one commit for all of them instead of one
+        each is most of what a store can gain.
         """
         ...
 

@@ -32,6 +32,7 @@ from taskward.stores.base import (
     ChangeSignal,
     Counts,
     NewTask,
+    Outcome,
     Page,
     ScheduleRecord,
     TaskRecord,
@@ -250,6 +251,15 @@ class MemoryStore:
             else:
                 self._put(old, dataclasses.replace(old, lease_expires_at=now + lease))
         return lost
+
+    async def finish_many(self, outcomes: Sequence[Outcome]) -> list[bool]:
+        """`finish` for each outcome, in order."""
+        return [
+            await self.finish(
+                o.task_id, o.token, o.status, result=o.result, error=o.error, traceback=o.traceback
+            )
+            for o in outcomes
+        ]
 
     async def finish(
         self,

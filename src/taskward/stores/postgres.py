@@ -54,6 +54,7 @@ from taskward.stores.base import (
     ChangeSignal,
     Counts,
     NewTask,
+    Outcome,
     Page,
     ScheduleRecord,
     TaskRecord,
@@ -356,6 +357,25 @@ class PostgresStore:
         return await self._changed(
             _SQL["finish"], self._fake(), status.value, result, error, traceback, task_id, token
         )
+
+    async def finish_many(self, outcomes: Sequence[Outcome]) -> list[bool]:
+        """`finish` for each outcome, in one statement."""
+        for o in outcomes:
+            check_finish_status(o.status)
+        if not outcomes:
+            return []
+        rows = await self._fetch(
+            _SQL["finish_many"],
+            self._fake(),
+            [o.task_id for o in outcomes],
+            [o.token for o in outcomes],
+            [o.status.value for o in outcomes],
+            [o.result for o in outcomes],
+            [o.error for o in outcomes],
+            [o.traceback for o in outcomes],
+        )
+        done = {r["id"] for r in rows}
+        return [o.task_id in done for o in outcomes]
 
     async def requeue(
         self,

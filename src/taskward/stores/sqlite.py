@@ -49,6 +49,7 @@ from taskward.stores.base import (
     ChangeSignal,
     Counts,
     NewTask,
+    Outcome,
     Page,
     ScheduleRecord,
     TaskRecord,
@@ -284,6 +285,17 @@ class SQLiteStore:
         check_finish_status(status)
         params = (status.value, result, error, traceback, self._clock(), str(task_id), token)
         return await self._write(_changed_one, _SQL["finish"], params)
+
+    async def finish_many(self, outcomes: Sequence[Outcome]) -> list[bool]:
+        """`finish` for each outcome, all in one transaction."""
+        for o in outcomes:
+            check_finish_status(o.status)
+        now = self._clock()
+        params = [
+            (o.status.value, o.result, o.error, o.traceback, now, str(o.task_id), o.token)
+            for o in outcomes
+        ]
+        return await self._write(_changed_each, _SQL["finish"], params)
 
     async def requeue(
         self,
@@ -978,6 +990,10 @@ def _cancel_requested_q(conn: sqlite3.Connection, ids: Sequence[str]) -> set[UUI
 
 def _changed_one(conn: sqlite3.Connection, sql: str, params: Any) -> bool:
     return conn.execute(sql, params).rowcount == 1
+
+
+def _changed_each(conn: sqlite3.Connection, sql: str, params: list[Any]) -> list[bool]:
+    return [conn.execute(sql, p).rowcount == 1 for p in params]
 
 
 def _rowcount(conn: sqlite3.Connection, sql: str, params: Any) -> int:

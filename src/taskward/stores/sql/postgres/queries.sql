@@ -108,6 +108,16 @@ SET status = $2, result = $3, error = $4, traceback = $5, finished_at = taskward
     lease_token = NULL, lease_expires_at = NULL
 WHERE id = $6 AND status = 'Running' AND lease_token = $7;
 
+-- name: finish_many
+-- Many finishes in one statement: $2.. are parallel arrays, one element per outcome.
+UPDATE taskward_tasks AS t
+SET status = v.status, result = v.result, error = v.error, traceback = v.traceback,
+    finished_at = taskward_now($1), lease_token = NULL, lease_expires_at = NULL
+FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
+    AS v (id, token, status, result, error, traceback)
+WHERE t.id = v.id AND t.status = 'Running' AND t.lease_token = v.token
+RETURNING t.id;
+
 -- name: requeue
 -- Without a new error the previous one (and its traceback) stays, as in a graceful release.
 UPDATE taskward_tasks
