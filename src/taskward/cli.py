@@ -28,6 +28,7 @@ from taskward.errors import (
     UnknownTaskError,
 )
 from taskward.models import FINISHED, Status, TaskInfo
+from taskward.scheduler import ScheduleInfo
 
 T = TypeVar("T")
 
@@ -129,6 +130,7 @@ def _with_store(app: App, db: str) -> App:
     twin = App(db, default_task=app.default_task)
     for fn in app.tasks.values():
         twin._tasks[fn.name] = fn
+    twin._schedules.update(app.schedules)
     return twin
 
 
@@ -546,3 +548,122 @@ def migrate(obj: _Ctx, as_json: bool) -> None:
         click.echo(f"schema already at version {after}")
     else:
         click.echo(f"schema migrated from version {before} to {after}")
+
+
+# -- schedules -------------------------------------------------------------------------------
+
+
+@main.group()
+def schedules() -> None:
+    """Durable schedules: list, add, remove, pause, resume."""
+
+
+def _show_schedules(infos: list[ScheduleInfo], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps([i.to_json() for i in infos]))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("name", "when", "task", "args", "state", "last tick", "next tick")
+    for i in infos:
+        s = i.schedule
+        table.add_row(
+            s.name,
+            s.describe() + (" catch-up" if s.catch_up else ""),
+            s.task,
+            json.dumps(dict(s.args)),
+            "paused" if i.paused else "active",
+            i.last_tick.strftime("%Y-%m-%d %H:%M:%S") if i.last_tick else "",
+            i.next_tick.strftime("%Y-%m-%d %H:%M:%S") if i.next_tick else "",
+        )
+    Console(width=None if sys.stdout.isatty() else 200).print(table)
+
+
+@schedules.command(name="list")
+@json_option
+@pass_ctx
+def schedules_list(obj: _Ctx, as_json: bool) -> None:
+    """List the stored schedules (times in UTC)."""
+    app = obj.app()
+    _show_schedules(_run(app, app.list_schedules), as_json)
+
+
+@schedules.command(name="add")
+@click.argument("name")
+@click.argument("task")
+@click.option("--every", type=float, help="Seconds between ticks (aligned to the Unix epoch).")
+@click.option("--cron", help="A cron expression, e.g. '0 3 * * *'.")
+@click.option("--timezone", default="UTC", show_default=True, help="The cron's time zone.")
+@click.option("--args", "args_json", default="{}", help="Arguments as a JSON object.")
+@click.option("--catch-up", is_flag=True, help="After downtime, run every missed tick.")
+@click.option("--max-instances", type=int, default=1, show_default=True)
+@json_option
+@pass_ctx
+def schedules_add(
+    obj: _Ctx,
+    name: str,
+    task: str,
+    every: float | None,
+    cron: str | None,
+    timezone: str,
+    args_json: str,
+    catch_up: bool,
+    max_instances: int,
+    as_json: bool,
+) -> None:
+    """Store schedule NAME: submit TASK on every tick (--every or --cron)."""
+    from taskward.scheduler import Schedule
+
+    try:
+        args = json.loads(args_json)
+    except json.JSONDecodeError as exc:
+        _fail(f"--args is not valid JSON: {exc}", EXIT_USAGE)
+    if not isinstance(args, dict):
+        _fail("--args must be a JSON object of named arguments", EXIT_USAGE)
+    app = obj.app(need_tasks=True)
+    try:
+        schedule = Schedule(
+            name=name,
+            task=task,
+            args=args,
+            every=every,
+            cron=cron,
+            timezone=timezone,
+            catch_up=catch_up,
+            max_instances=max_instances,
+        )
+        app.check_schedule(schedule)
+    except (UnknownTaskError, InvalidArgumentsError, ConfigurationError) as exc:
+        _fail(str(exc), EXIT_USAGE)
+    _show_schedules([_run(app, lambda: app.add_schedule(schedule))], as_json)
+
+
+@schedules.command(name="remove")
+@click.argument("name")
+@pass_ctx
+def schedules_remove(obj: _Ctx, name: str) -> None:
+    """Delete schedule NAME (the tasks it submitted stay)."""
+    app = obj.app()
+    _run(app, lambda: app.remove_schedule(name))
+    click.echo(f"removed schedule {name!r}")
+
+
+@schedules.command(name="pause")
+@click.argument("name")
+@json_option
+@pass_ctx
+def schedules_pause(obj: _Ctx, name: str, as_json: bool) -> None:
+    """Stop firing schedule NAME until it is resumed."""
+    app = obj.app()
+    _show_schedules([_run(app, lambda: app.pause_schedule(name))], as_json)
+
+
+@schedules.command(name="resume")
+@click.argument("name")
+@json_option
+@pass_ctx
+def schedules_resume(obj: _Ctx, name: str, as_json: bool) -> None:
+    """Fire schedule NAME again from its next tick (ticks missed while paused are skipped)."""
+    app = obj.app()
+    _show_schedules([_run(app, lambda: app.resume_schedule(name))], as_json)

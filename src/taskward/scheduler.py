@@ -41,14 +41,17 @@ from taskward.errors import (
     InvalidArgumentsError,
     TaskwardError,
 )
-from taskward.tasks import MAX_NAME_LENGTH
+from taskward.tasks import MAX_DELAY, MAX_NAME_LENGTH
 
 if TYPE_CHECKING:
     from taskward.app import App
     from taskward.stores.base import NewTask, ScheduleRecord, Store
 
 __all__ = [
+    "MAX_CRON_LENGTH",
+    "MAX_SCHEDULE_NAME",
     "MAX_TICKS_PER_ROUND",
+    "MIN_EVERY",
     "Plan",
     "Schedule",
     "ScheduleInfo",
@@ -68,6 +71,9 @@ logger = logging.getLogger("taskward.scheduler")
 MAX_TICKS_PER_ROUND = 100
 #: Longest a tick name's schedule part may be: the whole name must fit a task name.
 MAX_SCHEDULE_NAME = MAX_NAME_LENGTH - 40
+#: The shortest interval: shorter ones would round away against POSIX times.
+MIN_EVERY = 0.001
+MAX_CRON_LENGTH = 200
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -118,6 +124,11 @@ class Schedule:
             ):
                 raise InvalidArgumentsError(
                     f"every must be a positive number of seconds (or a timedelta), got {every!r}"
+                )
+            if not MIN_EVERY <= every <= MAX_DELAY:
+                raise InvalidArgumentsError(
+                    f"every must be between {MIN_EVERY} s and {MAX_DELAY:.0f} s (100 years),"
+                    f" got {every!r}"
                 )
             object.__setattr__(self, "every", float(every))
         if self.cron is not None:
@@ -176,7 +187,7 @@ def _zone(name: object) -> ZoneInfo:
         raise InvalidArgumentsError(f"timezone must be an IANA time zone name, got {name!r}")
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError, TypeError):
         raise InvalidArgumentsError(
             f"unknown timezone {name!r}: give an IANA name such as 'UTC' or 'Europe/Paris'"
         ) from None
@@ -195,11 +206,16 @@ def _croniter() -> Any:
 def _check_cron(expr: object) -> None:
     if not isinstance(expr, str) or not expr.strip():
         raise InvalidArgumentsError(f"cron must be a cron expression, got {expr!r}")
-    if not _croniter().is_valid(expr):
+    croniter = _croniter()
+    if len(expr) > MAX_CRON_LENGTH or not croniter.is_valid(expr):
         raise InvalidArgumentsError(
             f"invalid cron expression {expr!r}: expected five fields "
             "(minute hour day-of-month month day-of-week), e.g. '0 3 * * *'"
         )
+    try:
+        croniter(expr, datetime(2000, 1, 1)).get_next(datetime)
+    except Exception:  # croniter's own errors: a date that never comes (30 February)
+        raise InvalidArgumentsError(f"cron expression {expr!r} never fires") from None
 
 
 # -- pure tick arithmetic --------------------------------------------------------------------

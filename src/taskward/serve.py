@@ -93,6 +93,7 @@ def _on_store(app: App, url: str) -> App:
             timeout=fn.timeout,
             retry=fn.retry,
         )(fn.fn)
+    twin._schedules.update(app.schedules)
     return twin
 
 

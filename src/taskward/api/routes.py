@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import quote
 from uuid import UUID
 
 import pydantic
@@ -23,6 +24,8 @@ from taskward.api.schemas import (
     MAX_BATCH,
     ErrorBody,
     HealthOut,
+    ScheduleOut,
+    ScheduleRequest,
     StatsOut,
     SubmitRequest,
     SubmitResponse,
@@ -31,8 +34,9 @@ from taskward.api.schemas import (
     TaskTypeOut,
     ValidationErrorBody,
 )
-from taskward.errors import InvalidArgumentsError, UnknownTaskError
+from taskward.errors import InvalidArgumentsError, UnknownScheduleError, UnknownTaskError
 from taskward.models import Status, TaskInfo
+from taskward.scheduler import Schedule, ScheduleInfo
 from taskward.stores.base import NewTask
 
 if TYPE_CHECKING:
@@ -44,6 +48,7 @@ MAX_PAGE = 100
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
+_SCHEDULE = pydantic.TypeAdapter(ScheduleRequest)
 _ONE = pydantic.TypeAdapter(SubmitRequest)
 _MANY = pydantic.TypeAdapter(list[SubmitRequest])
 
@@ -145,6 +150,62 @@ def _prepare(api: TaskwardAPI, items: Sequence[SubmitRequest], batch: bool) -> l
     if problems:
         raise InvalidRequestError(problems)
     return news
+
+
+def _schedule_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    out = _responses(*codes)
+    if 404 in out:
+        out[404] = {"model": ErrorBody, "description": "No schedule with this name"}
+    if 409 in out:
+        out[409] = {"model": ErrorBody, "description": "A schedule with this name exists"}
+    return out
+
+
+# Schedule errors name their field; Schedule's messages start with it.
+_SCHEDULE_FIELDS = (
+    ("schedule name", "name"),
+    ("task ", "task"),
+    ("every ", "every"),
+    ("invalid cron", "cron"),
+    ("cron ", "cron"),
+    ("unknown timezone", "timezone"),
+    ("timezone ", "timezone"),
+    ("max_instances ", "max_instances"),
+    ("give a schedule either", "every"),
+)
+
+
+def _new_schedule(api: TaskwardAPI, body: bytes) -> Schedule:
+    try:
+        request = _SCHEDULE.validate_json(body)
+    except pydantic.ValidationError as exc:
+        problems = clean_validation_errors(exc.errors(include_url=False, include_input=False))
+        raise InvalidRequestError(
+            [(["body", *loc], msg, kind) for loc, msg, kind in problems]
+        ) from None
+    try:
+        schedule = Schedule(
+            name=request.name,
+            task=request.task,
+            args=request.args or {},
+            every=request.every,
+            cron=request.cron,
+            timezone=request.timezone,
+            catch_up=request.catch_up,
+            max_instances=request.max_instances,
+        )
+        api.app.check_schedule(schedule)
+    except UnknownTaskError as exc:
+        raise InvalidRequestError([(["body", "task"], str(exc), "unknown_task")]) from None
+    except InvalidArgumentsError as exc:
+        message = str(exc)
+        where = next((f for prefix, f in _SCHEDULE_FIELDS if message.startswith(prefix)), "args")
+        raise InvalidRequestError([(["body", where], message, "value_error")]) from None
+    return schedule
+
+
+def _schedule_response(info: ScheduleInfo, status_code: int = 200) -> Response:
+    return JSONResponse(info.to_json(), status_code=status_code)
 
 
 def _task_id(value: str) -> UUID:
@@ -355,6 +416,92 @@ def build_router(api: TaskwardAPI) -> APIRouter:
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
+
+    def schedule_route(method: str, path: str, **options: Any) -> Callable[[_F], _F]:
+        return router.api_route(
+            f"/api{path}", methods=[method], dependencies=guard, tags=["schedules"], **options
+        )
+
+    @schedule_route(
+        "GET",
+        "/schedules",
+        summary="Durable schedules, by name",
+        response_model=list[ScheduleOut],
+        responses=_responses(*auth, 500, 503),
+    )
+    async def list_schedules() -> Response:
+        return JSONResponse([i.to_json() for i in await api.app.list_schedules()])
+
+    @schedule_route(
+        "POST",
+        "/schedules",
+        status_code=201,
+        summary="Create a schedule: its task is submitted once per tick",
+        response_model=ScheduleOut,
+        responses=_schedule_responses(*auth, 409, 413, 422, 500, 503),
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": ScheduleRequest.model_json_schema()}},
+            }
+        },
+    )
+    async def create_schedule(request: Request) -> Response:
+        schedule = _new_schedule(api, await request.body())
+        info = await api.app.add_schedule(schedule)
+        return JSONResponse(
+            info.to_json(),
+            status_code=201,
+            headers={"Location": f"{request.scope['path'].rstrip('/')}/{quote(schedule.name)}"},
+        )
+
+    @schedule_route(
+        "GET",
+        "/schedules/{name}",
+        summary="One schedule",
+        response_model=ScheduleOut,
+        responses=_schedule_responses(*auth, 404, 500, 503),
+    )
+    async def get_schedule(name: str) -> Response:
+        info = await api.app.get_schedule(name)
+        if info is None:
+            raise UnknownScheduleError(f"no schedule named {name[:100]!r}")
+        return _schedule_response(info)
+
+    @schedule_route(
+        "DELETE",
+        "/schedules/{name}",
+        status_code=204,
+        summary="Delete a schedule (the tasks it submitted stay)",
+        response_class=Response,
+        responses={
+            204: {"description": "Deleted"},
+            **_schedule_responses(*auth, 404, 500, 503),
+        },
+    )
+    async def delete_schedule(name: str) -> Response:
+        await api.app.remove_schedule(name)
+        return Response(status_code=204)
+
+    @schedule_route(
+        "POST",
+        "/schedules/{name}/pause",
+        summary="Stop firing a schedule until it is resumed",
+        response_model=ScheduleOut,
+        responses=_schedule_responses(*auth, 404, 500, 503),
+    )
+    async def pause_schedule(name: str) -> Response:
+        return _schedule_response(await api.app.pause_schedule(name))
+
+    @schedule_route(
+        "POST",
+        "/schedules/{name}/resume",
+        summary="Fire a paused schedule again, from its next tick (missed ticks are skipped)",
+        response_model=ScheduleOut,
+        responses=_schedule_responses(*auth, 404, 500, 503),
+    )
+    async def resume_schedule(name: str) -> Response:
+        return _schedule_response(await api.app.resume_schedule(name))
 
     @router.get(
         "/health/live", summary="The process is up", response_model=HealthOut, tags=["health"]

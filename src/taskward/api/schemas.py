@@ -16,6 +16,7 @@ from uuid import UUID
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from taskward.models import Status
+from taskward.scheduler import MAX_CRON_LENGTH, MAX_SCHEDULE_NAME, MIN_EVERY
 from taskward.tasks import MAX_INT32, MAX_NAME_LENGTH, MAX_PRIORITY, MIN_PRIORITY
 
 __all__ = [
@@ -25,6 +26,8 @@ __all__ = [
     "FieldError",
     "HealthOut",
     "ProgressOut",
+    "ScheduleOut",
+    "ScheduleRequest",
     "StatsOut",
     "SubmitRequest",
     "SubmitResponse",
@@ -90,6 +93,57 @@ class SubmitRequest(BaseModel):
         if not 1900 <= year < 9000:
             raise ValueError("run_at must be between the years 1900 and 9000")
         return value
+
+
+class ScheduleRequest(BaseModel):
+    """A durable schedule: submit ``task`` with ``args`` on every tick (``every`` or ``cron``)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, title="ScheduleRequest")
+
+    name: str = Field(
+        min_length=1,
+        max_length=MAX_SCHEDULE_NAME,
+        pattern=r"^[^@]+$",
+        description="Unique among schedules; tick tasks are named <name>@<tick time>.",
+    )
+    task: str = Field(min_length=1, max_length=MAX_NAME_LENGTH)
+    args: dict[str, Any] | None = Field(None, description="The task function's arguments.")
+    every: float | None = Field(
+        None,
+        ge=MIN_EVERY,
+        le=MAX_DELAY,
+        allow_inf_nan=False,
+        description="Seconds between ticks, aligned to the Unix epoch (or give cron).",
+    )
+    cron: str | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_CRON_LENGTH,
+        description="A cron expression read on the wall clock of timezone, e.g. '0 3 * * *'.",
+    )
+    timezone: str = Field("UTC", min_length=1, max_length=100, description="An IANA zone.")
+    catch_up: bool = Field(
+        False, description="After downtime, run every missed tick (else only the newest)."
+    )
+    max_instances: int = Field(
+        1, ge=1, le=MAX_INT32, description="Most ticks Pending or Running at once."
+    )
+
+
+class ScheduleOut(BaseModel):
+    """A stored schedule, with its state: paused, the last tick handled, the next one."""
+
+    name: str
+    task: str
+    args: dict[str, Any]
+    every: float | None
+    cron: str | None
+    timezone: str
+    catch_up: bool
+    max_instances: int
+    paused: bool
+    last_tick: datetime | None
+    next_tick: datetime | None
 
 
 class SubmitResponse(BaseModel):
