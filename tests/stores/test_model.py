@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from store_helpers import FakeClock, new
@@ -123,9 +124,15 @@ def normal(value: Any) -> Any:
     return value
 
 
-async def run(ops: list[tuple[Any, ...]], directory: Path) -> None:
+async def run(ops: list[tuple[Any, ...]], directory: Path, postgres_url: str | None = None) -> None:
     clock = FakeClock()
-    stores: list[Store] = [MemoryStore(clock=clock), SQLiteStore(directory / "m.db", clock=clock)]
+    other: Store = SQLiteStore(directory / "m.db", clock=clock)
+    if postgres_url is not None:
+        from taskward.stores.postgres import PostgresStore
+
+        await _empty(postgres_url)
+        other = PostgresStore(postgres_url, clock=clock, max_size=2)
+    stores: list[Store] = [MemoryStore(clock=clock), other]
     drivers = [Driver(s) for s in stores]
     ids: list[UUID] = []
     claimed: list[UUID] = []
@@ -159,3 +166,26 @@ async def run(ops: list[tuple[Any, ...]], directory: Path) -> None:
 def test_every_store_answers_like_the_memory_store(ops: list[tuple[Any, ...]]) -> None:
     with tempfile.TemporaryDirectory() as directory:
         asyncio.run(run(ops, Path(directory)))
+
+
+async def _empty(url: str) -> None:
+    """Empty the tables between examples (a fresh database per example would be slow)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("TRUNCATE taskward_tasks, taskward_workers RESTART IDENTITY")
+    finally:
+        await conn.close()
+
+
+@pytest.mark.postgres
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(ops=st.lists(OPS, min_size=10, max_size=40))
+def test_postgres_answers_like_the_memory_store(pg_url: str, ops: list[tuple[Any, ...]]) -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        asyncio.run(run(ops, Path(directory), pg_url))
