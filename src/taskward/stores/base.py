@@ -342,7 +342,7 @@ class Store(Protocol):
     async def lead(self) -> bool:
         """Whether this store's process is the maintenance leader now (taking the role if free).
 
-        Only the leader rescues expired leases and prunes (and, later, fires schedules), so
+        Only the leader rescues expired leases, prunes and fires schedules, so
         many workers do not repeat the same work. PostgreSQL elects one process by advisory
         lock and hands the role on when the leader's session ends; the memory and SQLite
         stores answer True (one process, or a file whose lock already serializes the work).
