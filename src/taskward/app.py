@@ -51,7 +51,7 @@ from taskward.errors import (
 from taskward.models import Progress, Status, TaskInfo, from_timestamp
 from taskward.retry import Backoff
 from taskward.scheduler import Schedule, ScheduleInfo, schedule_info
-from taskward.stores import open_store
+from taskward.stores import open_store, redact_url
 from taskward.stores.base import Counts, NewTask, Store, TaskRecord, TransactionalStore
 from taskward.tasks import TaskFunction
 
@@ -204,7 +204,7 @@ class App:
         self._sync_lock = threading.Lock()
 
     def __repr__(self) -> str:
-        return f"<App {self.url!r} tasks={len(self._tasks)}>"
+        return f"<App {redact_url(self.url)!r} tasks={len(self._tasks)}>"
 
     # -- registry -----------------------------------------------------------------------
 

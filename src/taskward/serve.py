@@ -30,6 +30,7 @@ from taskward.api.service import TaskwardAPI
 from taskward.app import App
 from taskward.errors import TaskwardError
 from taskward.signals import on_stop_signals
+from taskward.stores import redact_url
 from taskward.worker import Worker
 
 __all__ = ["is_loopback", "serve"]
@@ -120,7 +121,7 @@ async def _run(api: TaskwardAPI, server: _Server, sock: socket.socket, banner: s
     try:
         await api.app.open()
     except TaskwardError as exc:
-        click.echo(f"Error: cannot open the task store {api.app.url}: {exc}", err=True)
+        click.echo(f"Error: cannot open the task store {redact_url(api.app.url)}: {exc}", err=True)
         return 1
     signals = 0
 

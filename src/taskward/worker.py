@@ -28,6 +28,7 @@ from taskward.errors import LeaseLostError, TaskwardError, UnknownTaskError
 from taskward.manager import Retention, TaskManager
 from taskward.models import Progress, Status
 from taskward.scheduler import run_schedules
+from taskward.stores import redact_url
 from taskward.stores.base import Outcome, Store, TaskRecord
 
 if TYPE_CHECKING:
@@ -149,7 +150,7 @@ class Worker:
             self.id,
             ",".join(self.queues) if self.queues else "all queues",
             self.concurrency,
-            store.url,
+            redact_url(store.url),
         )
         manager = self._manager = TaskManager(
             concurrency=self.concurrency, retain=Retention(max_finished=0)

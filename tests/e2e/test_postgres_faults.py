@@ -218,13 +218,17 @@ async def test_another_worker_takes_over_maintenance_when_the_leader_dies(
 
 
 def test_workers_refuse_an_older_schema_until_migrated(tmp_path: Path, pg_bare_url: str) -> None:
-    env = {**os.environ, "TASKWARD_DB": pg_bare_url, "PYTHONPATH": str(APPS)}
+    # The test server trusts local connections, so any password works: it must never show.
+    url = pg_bare_url.replace("://postgres@", "://postgres:hunter2@")
+    assert "hunter2" in url
+    env = {**os.environ, "TASKWARD_DB": url, "PYTHONPATH": str(APPS)}
     worker = [sys.executable, "-m", "taskward", "worker", "faultapp:app"]
     refused = subprocess.run(
         worker, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=30
     )
     assert refused.returncode == 2
     assert "run `taskward migrate`" in refused.stderr
+    assert "hunter2" not in refused.stderr + refused.stdout
     migrate = [sys.executable, "-m", "taskward", "migrate"]
     done = subprocess.run(
         migrate, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=30
@@ -243,6 +247,8 @@ def test_workers_refuse_an_older_schema_until_migrated(tmp_path: Path, pg_bare_u
             while "serving" not in seen and time.monotonic() < deadline:
                 seen += proc.stderr.readline()
             assert "serving" in seen
+            assert "postgres:***@" in seen
+            assert "hunter2" not in seen
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(15) == 0
         finally:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from taskward.errors import ConfigurationError
-from taskward.stores import MemoryStore, Store, open_store
+from taskward.stores import MemoryStore, Store, open_store, redact_url
 from taskward.stores.sqlite import SQLiteStore
 
 
@@ -76,3 +76,21 @@ def test_importing_stores_loads_no_database_driver() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=30
     )
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://app:s3cret@db:5432/x", "postgresql://app:***@db:5432/x"),
+        ("postgres://u:p@h", "postgres://u:***@h"),
+        (
+            "postgresql://app@db/x?password=s3cret&sslmode=require",
+            "postgresql://app@db/x?password=***&sslmode=require",
+        ),
+        ("postgresql://app@db/x", "postgresql://app@db/x"),
+        ("sqlite:///tasks.db", "sqlite:///tasks.db"),
+        ("memory://", "memory://"),
+    ],
+)
+def test_redact_url_hides_passwords(url: str, shown: str) -> None:
+    assert redact_url(url) == shown

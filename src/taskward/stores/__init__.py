@@ -14,13 +14,23 @@ and PostgreSQL modules load when a URL asks for them.
 from __future__ import annotations
 
 import importlib
+import re
 from typing import Any
 
 from taskward.errors import ConfigurationError
 from taskward.stores.base import Counts, NewTask, Page, Store, TaskRecord
 from taskward.stores.memory import MemoryStore
 
-__all__ = ["Counts", "MemoryStore", "NewTask", "Page", "Store", "TaskRecord", "open_store"]
+__all__ = [
+    "Counts",
+    "MemoryStore",
+    "NewTask",
+    "Page",
+    "Store",
+    "TaskRecord",
+    "open_store",
+    "redact_url",
+]
 
 
 def open_store(url: str) -> Store:
@@ -46,6 +56,17 @@ def open_store(url: str) -> Store:
         f"unknown store URL scheme {scheme!r} in {url!r}: use memory://, sqlite:/// or"
         " postgresql://"
     )
+
+
+def redact_url(url: str) -> str:
+    """The store URL with its password hidden, for logs and messages."""
+    url = re.sub(r"([?&]password=)[^&]*", r"\1***", url)
+    scheme, sep, rest = url.partition("://")
+    authority, slash, path = rest.partition("/")
+    user, at, host = authority.rpartition("@")
+    if not sep or not at or ":" not in user:
+        return url
+    return f"{scheme}://{user.partition(':')[0]}:***@{host}{slash}{path}"
 
 
 def _postgres_store(url: str) -> Store:
