@@ -623,6 +623,8 @@ class PostgresStore:
                         await conn.fetchval("SELECT 1")  # notices a silently dead peer
             except _DB_ERRORS as e:
                 logger.warning("%s: the LISTEN connection failed (%s)", self._where, e)
+                await asyncio.sleep(delay)  # a connection that fails at once must not spin
+                delay = min(delay * 2, 5.0)
             finally:
                 await _close_conn(conn)
 
