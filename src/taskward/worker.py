@@ -68,12 +68,13 @@ class Pruning:
 class _Run:
     """A claimed task this worker is running."""
 
-    __slots__ = ("cancel", "done", "progress", "record")
+    __slots__ = ("cancel", "done", "progress", "record", "writing")
 
     def __init__(self, record: TaskRecord) -> None:
         self.record = record
         self.cancel: str | None = None  # why we cancel it: "cancel", "lost", "stop"
         self.progress: Progress | None = None  # as last written to the store
+        self.writing = False  # the function has returned; its outcome is being written
         self.done = asyncio.Event()
 
 
@@ -153,7 +154,10 @@ class Worker:
             redact_url(store.url),
         )
         manager = self._manager = TaskManager(
-            concurrency=self.concurrency, retain=Retention(max_finished=0)
+            # Unbounded: the claims bound what runs, and a run whose outcome is still being
+            # written must not hold up the next one.
+            concurrency=None,
+            retain=Retention(max_finished=0),
         )
         helpers = [
             asyncio.create_task(self._heartbeats(), name="taskward-heartbeats"),
@@ -188,7 +192,7 @@ class Worker:
         store = self.store
         failures = 0
         while not self._stopping.is_set():
-            free = self.concurrency - len(self._runs)
+            free = self.concurrency - self._busy()
             if free <= 0:
                 self._slot_freed.clear()
                 await self._slot_freed.wait()
@@ -233,9 +237,13 @@ class Worker:
             )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._all_done(stop_now_breaks=True), self.grace)
-        if self._runs:
-            logger.warning("worker %s: releasing %d tasks still running", self.id, len(self._runs))
-            await self._cancel_runs(list(self._runs.values()), "stop")
+        running = [run for run in self._runs.values() if not run.writing]
+        if running:
+            logger.warning("worker %s: releasing %d tasks still running", self.id, len(running))
+            await self._cancel_runs(running, "stop")
+        # Outcomes still being written are let finish: cancelling them would run a task twice.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._all_done(stop_now_breaks=False), CANCEL_GRACE * 5)
 
     async def _all_done(self, stop_now_breaks: bool) -> None:
         while self._runs and not (stop_now_breaks and self._stop_now):
@@ -250,10 +258,18 @@ class Worker:
         assert self._manager is not None
         self._manager.submit_nowait(str(record.id), self._execute, run)
 
+    def _busy(self) -> int:
+        """Slots taken: runs whose function has not returned yet."""
+        return sum(1 for run in self._runs.values() if not run.writing)
+
     async def _execute(self, run: _Run) -> None:
         record = run.record
         try:
             outcome = await self._call(run)
+            # The slot is free as soon as the function returns: the next claim overlaps
+            # with this outcome's write (the run stays leased and heartbeated until then).
+            run.writing = True
+            self._slot_freed.set()
             await self._record_outcome(run, outcome)
         finally:
             self._runs.pop(record.id, None)  # gone already if it was abandoned
@@ -483,7 +499,7 @@ class Worker:
         store = self.store
         while True:
             await asyncio.sleep(self.cancel_poll)
-            runs = [run for run in self._runs.values() if run.cancel is None]
+            runs = [run for run in self._runs.values() if run.cancel is None and not run.writing]
             if not runs:
                 continue
             try:
