@@ -8,25 +8,22 @@ Claims are served from one heap per queue keyed by (priority, run_at, seq) plus 
 delayed tasks keyed by run_at, so a claim costs O(log n) however many tasks wait. Heap entries
 carry a generation number; an entry whose task has since moved is skipped when it surfaces.
 
-The small helpers at the top (cursors, run_at, names in a batch, the rescue message) are
-shared with the other stores so every store answers the contract suite the same way.
+The rules every store shares (cursors, run_at, names in a batch, the rescue) live in
+`taskward.stores.rules`, so every store answers the contract suite the same way.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import bisect
 import dataclasses
 import heapq
 import itertools
-import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
-from taskward.errors import DuplicateNameError, InvalidTransitionError, StoreError
+from taskward.errors import InvalidTransitionError, StoreError
 from taskward.models import ACTIVE, FINISHED, Status
 from taskward.stores.base import (
     ChangeSignal,
@@ -38,85 +35,21 @@ from taskward.stores.base import (
     TaskRecord,
     WorkerRecord,
 )
+from taskward.stores.rules import (
+    check_batch_names,
+    check_finish_status,
+    check_limit,
+    decode_cursor,
+    duplicate_name_error,
+    duplicate_schedule_error,
+    encode_cursor,
+    new_lease_token,
+    rescued_changes,
+    resolve_run_at,
+)
 
 __all__ = ["MemoryStore"]
 
-_CURSOR_PREFIX = "seq:"
-
-
-def encode_cursor(seq: int) -> str:
-    """An opaque `Page.cursor` that resumes listing below ``seq``."""
-    return base64.urlsafe_b64encode(f"{_CURSOR_PREFIX}{seq}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> int:
-    """The seq inside a cursor made by `encode_cursor`; ValueError for anything else."""
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        text = base64.urlsafe_b64decode(padded.encode("ascii")).decode("ascii")
-    except (UnicodeError, binascii.Error, ValueError):
-        raise ValueError(f"invalid cursor: {cursor!r}") from None
-    digits = text.removeprefix(_CURSOR_PREFIX)
-    if digits == text or not digits.isdigit() or len(digits) > 19:
-        raise ValueError(f"invalid cursor: {cursor!r}")
-    return int(digits)
-
-
-def resolve_run_at(task: NewTask, now: float) -> float:
-    """When a new task becomes due: its ``run_at``, else ``now + delay``."""
-    if task.run_at is not None:
-        if task.delay is not None:
-            raise ValueError("give a task either delay or run_at, not both")
-        return task.run_at
-    return now + (task.delay or 0.0)
-
-
-def check_batch_names(tasks: Sequence[NewTask]) -> None:
-    """Raise `DuplicateNameError` when a name appears twice in one insert."""
-    seen: set[str] = set()
-    for t in tasks:
-        if t.name is None:
-            continue
-        if t.name in seen:
-            raise DuplicateNameError(f"the name {t.name!r} appears twice in one insert")
-        seen.add(t.name)
-
-
-def duplicate_name_error(name: str) -> DuplicateNameError:
-    """The error for a name held by an active task."""
-    return DuplicateNameError(f"a task named {name!r} is already Pending or Running")
-
-
-def check_finish_status(status: Status) -> None:
-    """`Store.finish` only moves a task to a finished status."""
-    if status not in FINISHED:
-        raise InvalidTransitionError(f"finish() needs a finished status, not {status}")
-
-
-def duplicate_schedule_error(name: str) -> DuplicateNameError:
-    """The error for a schedule name that is taken."""
-    return DuplicateNameError(f"a schedule named {name!r} already exists")
-
-
-def lease_expired_error(attempts: int) -> str:
-    """The error of a task that lost its lease on its last attempt."""
-    noun = "attempt" if attempts == 1 else "attempts"
-    return f"lease expired after {attempts} {noun}: the worker was lost"
-
-
-def check_limit(limit: int) -> None:
-    """A page holds at least one task."""
-    if limit < 1:
-        raise ValueError(f"limit must be at least 1, not {limit}")
-
-
-def new_lease_token() -> str:
-    """A fresh fencing token for one claim."""
-    return secrets.token_hex(16)
-
-
-# A heap entry: (priority, run_at, seq, generation, id). seq is unique per task and the
-# generation unique per entry, so comparison never reaches the UUID.
 _Ready = tuple[int, float, int, int, UUID]
 _Delayed = tuple[float, int, int, UUID]
 _Finished = tuple[float, int, UUID]
@@ -678,19 +611,3 @@ class MemoryStore:
             items.append(row)
         next_cursor = encode_cursor(items[-1].seq) if more and items else None
         return Page(items=items, cursor=next_cursor)
-
-
-def rescued_changes(row: TaskRecord, now: float) -> dict[str, Any]:
-    """The changes that rescue an expired Running task (shared with the SQL stores)."""
-    lease = {"lease_token": None, "lease_expires_at": None}
-    if row.cancel_requested:
-        # The user asked for a cancel and the worker is gone: honour the cancel.
-        return {"status": Status.CANCELLED, "finished_at": now, **lease}
-    if row.attempts >= row.max_attempts:
-        return {
-            "status": Status.FAILED,
-            "finished_at": now,
-            "error": lease_expired_error(row.attempts),
-            **lease,
-        }
-    return {"status": Status.PENDING, **lease}

@@ -55,7 +55,7 @@ from taskward.stores.base import (
     TaskRecord,
     WorkerRecord,
 )
-from taskward.stores.memory import (
+from taskward.stores.rules import (
     check_batch_names,
     check_finish_status,
     check_limit,
