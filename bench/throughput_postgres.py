@@ -11,7 +11,9 @@ same schema, in the same process:
 - process_1 / process_4: N no-op tasks run by 1 or 4 ``taskward worker`` processes (started
   idle, then the tasks arrive in one insert), against 1 or 4 connections running a
   ``FOR UPDATE SKIP LOCKED`` claim of 100 and one completing UPDATE, each its own commit;
-- latency: submit -> started_at of an idle worker, in this process and in another process.
+- latency: submit -> started_at of an idle worker, in this process and in another process;
+- claim_depth: the latency of one claim (and its finish) through the store with 10,000 and
+  with 1,000,000 tasks waiting, to show that the claim indexes keep it flat.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 from throughput import BENCH_DIR, make_app, percentiles, rates, started_after
 
-from taskward.models import new_task_id
+from taskward.models import Status, new_task_id
 from taskward.stores.postgres import PostgresStore
 from taskward.worker import Worker
 
@@ -243,6 +245,42 @@ async def bench_latency_other_process(base: str, samples: int) -> dict[str, Any]
     return percentiles(delays)
 
 
+FILL = (
+    "INSERT INTO taskward_tasks (id, task, args, priority, queue, status, max_attempts,"
+    " run_at, created_at)"
+    " SELECT gen_random_uuid(), 'noop', '{}', i % 10, 'default', 'Pending', 3,"
+    " extract(epoch FROM now()), extract(epoch FROM now()) FROM generate_series(1, $1) AS i"
+)
+
+
+async def bench_claim_depth(base: str, depths: list[int], claims: int = 200) -> dict[str, Any]:
+    """Claim-and-finish latency of one task with ``depth`` tasks waiting, per depth."""
+    out: dict[str, Any] = {}
+    async with fresh_db(base, "depth") as url:
+        conn = await asyncpg.connect(url)
+        store = PostgresStore(url)
+        await store.open()
+        waiting = 0
+        try:
+            for depth in sorted(depths):
+                await conn.execute(FILL, depth - waiting)  # server-side: fast to fill
+                waiting = depth
+                await conn.execute("ANALYZE taskward_tasks")
+                delays = []
+                for _ in range(claims):
+                    start = time.perf_counter()
+                    [row] = await store.claim("bench", None, 1, 30.0)
+                    assert row.lease_token is not None
+                    await store.finish(row.id, row.lease_token, Status.COMPLETED)
+                    delays.append(time.perf_counter() - start)
+                waiting -= claims
+                out[f"waiting_{depth}"] = percentiles(delays)
+        finally:
+            await store.close()
+            await conn.close()
+    return out
+
+
 async def run(base: str, opts: Any) -> dict[str, Any]:
     """Every phase, as one JSON-ready dict."""
     return {
@@ -255,4 +293,5 @@ async def run(base: str, opts: Any) -> dict[str, Any]:
         "process_4": await bench_process(base, opts.n, 4, opts.worker_concurrency),
         "latency_same_process": await bench_latency_here(base, opts.samples),
         "latency_other_process": await bench_latency_other_process(base, opts.samples),
+        "claim_depth": await bench_claim_depth(base, [10_000, 1_000_000]),
     }
