@@ -260,7 +260,7 @@ def worker(
 
 
 @main.command()
-@click.argument("task")
+@click.argument("task", required=False)
 @click.option("--args", "args_json", default="{}", help="Arguments as a JSON object.")
 @click.option("--name", help="A unique name among active tasks.")
 @click.option("--priority", type=int, help="Lower runs first.")
@@ -272,7 +272,7 @@ def worker(
 @pass_ctx
 def submit(
     obj: _Ctx,
-    task: str,
+    task: str | None,
     args_json: str,
     name: str | None,
     priority: int | None,
@@ -282,7 +282,7 @@ def submit(
     timeout: float | None,
     as_json: bool,
 ) -> None:
-    """Submit TASK with --args; prints the new task's id."""
+    """Submit TASK (default: the app's default task) with --args; prints the new task's id."""
     try:
         args = json.loads(args_json)
     except json.JSONDecodeError as exc:

@@ -395,3 +395,13 @@ async def test_worker_prunes_by_its_retention_flags(
 async def _gone(app: App, task_id: UUID | None) -> bool:
     assert task_id is not None
     return await app.get(task_id) is None
+
+
+def test_submit_without_a_task_uses_the_apps_default_task(cli: Cli) -> None:
+    demo = {"app": False, "TASKWARD_APP": "taskward.demo:app"}
+    result = cli("submit", "--args", '{"seconds": 0.1}', "--json", **demo)  # type: ignore[arg-type]
+    assert result.code == 0, result.err
+    assert (result.json()["task"], result.json()["args"]["seconds"]) == ("work", 0.1)
+    no_default = cli("submit")  # cliapp declares no default task
+    assert no_default.code == 2
+    assert "no task given, and the app has no default task" in no_default.err
