@@ -15,7 +15,7 @@ import logging
 import os
 import sys
 from collections.abc import Awaitable, Callable
-from typing import NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
 from uuid import UUID
 
 import click
@@ -29,6 +29,7 @@ from taskward.errors import (
 )
 from taskward.models import FINISHED, Status, TaskInfo
 from taskward.scheduler import ScheduleInfo
+from taskward.stores.base import Counts
 
 T = TypeVar("T")
 
@@ -490,6 +491,51 @@ async def _follow(app: App, task_id: UUID, timeout: float | None, show_bar: bool
             if deadline is not None and loop.time() >= deadline:
                 return info
             await asyncio.sleep(0.1)
+
+
+@main.command()
+@json_option
+@pass_ctx
+def stats(obj: _Ctx, as_json: bool) -> None:
+    """Counts by status and queue, and the worker processes alive."""
+    app = obj.app()
+
+    async def go() -> tuple[Counts, list[dict[str, Any]]]:
+        return await app.counts(), await app.workers()
+
+    counts, workers = _run(app, go)
+    by_status = {s.value: n for s, n in counts.by_status().items()}
+    by_queue = {
+        queue: {s.value: per.get(s, 0) for s in Status}
+        for queue, per in sorted(counts.by_queue.items())
+    }
+    if as_json:
+        alive = [
+            {**w, "started_at": _iso(w["started_at"]), "last_seen": _iso(w["last_seen"])}
+            for w in workers
+        ]
+        click.echo(json.dumps({"by_status": by_status, "by_queue": by_queue, "workers": alive}))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("queue", *(s.value for s in Status))
+    for queue, per in by_queue.items():
+        table.add_row(queue, *(str(per[s.value]) for s in Status))
+    table.add_row("all", *(str(by_status[s.value]) for s in Status), style="bold")
+    console = Console(width=None if sys.stdout.isatty() else 200)
+    console.print(table)
+    console.print(f"{len(workers)} worker(s) alive")
+    for w in workers:
+        queues = ",".join(w["queues"]) if w["queues"] else "all queues"
+        console.print(
+            f"  {w['id']}  {w['running']}/{w['concurrency']} slots busy  {queues}",
+            highlight=False,
+        )
+
+
+def _iso(value: Any) -> str | None:
+    return None if value is None else str(value.isoformat())
 
 
 @main.command()

@@ -405,3 +405,20 @@ def test_submit_without_a_task_uses_the_apps_default_task(cli: Cli) -> None:
     no_default = cli("submit")  # cliapp declares no default task
     assert no_default.code == 2
     assert "no task given, and the app has no default task" in no_default.err
+
+
+async def test_stats_counts_by_status_and_queue_and_lists_workers(cli: Cli, store_app: App) -> None:
+    await store_app.submit_many(
+        [new_task("hold", {"seconds": 1}), new_task("hold", {"seconds": 1}, queue="slow")]
+    )
+    store = await store_app.connect()
+    await store.worker_beat("elsewhere:1:ab", '{"concurrency": 4, "running": 1}', ttl=30)
+    result = cli("stats", "--json")
+    assert result.code == 0, result.err
+    data = result.json()
+    assert data["by_status"]["Pending"] == 2
+    assert data["by_queue"]["slow"]["Pending"] == 1
+    assert [w["id"] for w in data["workers"]] == ["elsewhere:1:ab"]
+    table = cli("stats")
+    assert "slow" in table.out
+    assert "1 worker(s) alive" in table.out
