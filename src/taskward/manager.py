@@ -579,6 +579,14 @@ class TaskManager:
         rec = self._records.get(name)
         return None if rec is None else rec.snapshot()
 
+    def progress_of(self, name: str) -> Progress | None:
+        """The last progress the task reported (None: none yet, or no such task).
+
+        The same as ``status(name).progress`` without building a snapshot.
+        """
+        rec = self._records.get(name)
+        return None if rec is None else rec.progress
+
     def has(self, name: str) -> bool:
         """True when a task of that name is known (active, or finished and not cleaned up)."""
         return name in self._records

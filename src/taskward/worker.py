@@ -555,10 +555,10 @@ class Worker:
     async def _write_progress(self, run: _Run) -> None:
         """Write the run's progress if it changed since the last write."""
         assert self._manager is not None
-        info = self._manager.status(str(run.record.id))
-        if info is None or info.progress is None or info.progress == run.progress:
+        p = self._manager.progress_of(str(run.record.id))
+        if p is None or p == run.progress:
             return
-        run.progress = p = info.progress
+        run.progress = p
         await self.store.set_progress(
             run.record.id,
             run.record.lease_token or "",

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 import taskward.manager
-from taskward import Status, TaskInfo, TaskManager
+from taskward import Status, TaskInfo, TaskManager, progress
 from taskward.errors import (
     DuplicateNameError,
     TaskFailedError,
@@ -28,6 +28,7 @@ from taskward.errors import (
     UnknownTaskError,
 )
 from taskward.manager import Retention
+from taskward.models import Progress
 
 LOGGER = "taskward.manager"
 
@@ -656,3 +657,25 @@ async def test_listeners_are_called_before_submit_returns() -> None:
         assert seen == [Status.PENDING, Status.RUNNING]  # synchronously, in submit
         await within(tm.wait("x"))
         assert seen == [Status.PENDING, Status.RUNNING, Status.COMPLETED]
+
+
+async def test_progress_of_gives_the_last_report_without_a_snapshot() -> None:
+    reported = asyncio.Event()
+    release = asyncio.Event()
+
+    async def job() -> None:
+        progress(3, 10, "three")
+        reported.set()
+        await release.wait()
+
+    async with TaskManager() as tm:
+        assert tm.progress_of("job") is None  # no such task
+        await tm.submit("job", job)
+        async with asyncio.timeout(2):
+            await reported.wait()
+        last = tm.progress_of("job")
+        assert last == Progress(3, 10, "three")
+        status = tm.status("job")
+        assert status is not None
+        assert status.progress == last
+        release.set()
