@@ -225,3 +225,13 @@ async def test_stats_show_workers_of_other_processes(app: App, client: httpx.Asy
     assert (worker["queues"], worker["concurrency"], worker["alive"]) == (["emails"], 8, True)
     await store.worker_gone("elsewhere:4242:abcd")
     assert (await client.get("/api/stats")).json()["workers"] == []
+
+
+async def test_stats_show_this_process_worker_slots_as_they_are_now(
+    worker_client: httpx.AsyncClient,
+) -> None:
+    task_id = await submit(worker_client, task="hold", args={"seconds": 30})
+    await eventually(lambda: _is(worker_client, task_id, "Running"))
+    (worker,) = (await worker_client.get("/api/stats")).json()["workers"]
+    assert worker["running"] == 1  # now, not as of its last beat
+    await worker_client.post(f"/api/tasks/{task_id}/cancel")

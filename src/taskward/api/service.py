@@ -181,16 +181,25 @@ class TaskwardAPI:
         return self._worker_running
 
     async def workers(self) -> list[dict[str, Any]]:
-        """The worker processes alive now, from the store's registry (any host)."""
-        return [
-            {
-                **w,
-                "alive": True,
-                "started_at": w["started_at"].isoformat() if w["started_at"] else None,
-                "last_seen": w["last_seen"].isoformat() if w["last_seen"] else None,
-            }
-            for w in await self.app.workers()
-        ]
+        """The worker processes alive now, from the store's registry (any host).
+
+        Each row is as of that worker's last beat (every third of its lease); this
+        process's own worker shows its slots as they are now.
+        """
+        own = self.worker
+        out = []
+        for w in await self.app.workers():
+            if own is not None and w["id"] == own.id:
+                w = {**w, "running": own.running}
+            out.append(
+                {
+                    **w,
+                    "alive": True,
+                    "started_at": w["started_at"].isoformat() if w["started_at"] else None,
+                    "last_seen": w["last_seen"].isoformat() if w["last_seen"] else None,
+                }
+            )
+        return out
 
     async def not_ready(self) -> str | None:
         """Why this process should get no traffic now, or None when it is ready."""
