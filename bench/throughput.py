@@ -179,54 +179,64 @@ async def bench_process(base: str, n: int, concurrency: int) -> dict[str, Any]:
     return out
 
 
-async def bench_latency_here(base: str, samples: int) -> dict[str, Any]:
-    with fresh_db(base, "lat") as url:
-        app = make_app(url)
-        noop = app.get_task("noop")
-        await app.open()
-        worker = Worker(app, concurrency=4, pruning=None)
-        running = asyncio.create_task(worker.run())
-        await asyncio.sleep(0.2)
+async def latency_here(url: str, samples: int, settle: float = 0.2) -> dict[str, Any]:
+    """Submit -> start of an idle worker running in this process, on the store at ``url``."""
+    app = make_app(url)
+    noop = app.get_task("noop")
+    await app.open()
+    worker = Worker(app, concurrency=4, pruning=None)
+    running = asyncio.create_task(worker.run())
+    await asyncio.sleep(settle)
+    delays = []
+    for _ in range(samples):
+        sent = time.time()
+        info = await noop.submit()
+        assert info.id is not None
+        delays.append(await started_after(app, info.id, sent))
+    worker.stop()
+    await running
+    await app.close()
+    return percentiles(delays)
+
+
+async def latency_other_process(url: str, samples: int, idle: float = 0.01) -> dict[str, Any]:
+    """Submit -> start of an idle ``taskward worker`` in another process, on ``url``."""
+    app = make_app(url)
+    noop = app.get_task("noop")
+    await app.open()
+    env = {**os.environ, "TASKWARD_DB": url, "PYTHONPATH": str(BENCH_DIR)}
+    proc = subprocess.Popen(  # noqa: ASYNC220 - started once, before the timing
+        [sys.executable, "-m", "taskward", "worker", "throughput_app:app"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        warm = await noop.submit()
+        assert warm.id is not None
+        await app.wait(warm.id, timeout=30)
         delays = []
         for _ in range(samples):
+            await asyncio.sleep(idle)  # let the worker go idle (waiting for work) again
             sent = time.time()
             info = await noop.submit()
             assert info.id is not None
             delays.append(await started_after(app, info.id, sent))
-        worker.stop()
-        await running
+    finally:
+        proc.terminate()
+        proc.wait(30)
         await app.close()
     return percentiles(delays)
 
 
+async def bench_latency_here(base: str, samples: int) -> dict[str, Any]:
+    with fresh_db(base, "lat") as url:
+        return await latency_here(url, samples)
+
+
 async def bench_latency_other_process(base: str, samples: int) -> dict[str, Any]:
     with fresh_db(base, "latx") as url:
-        app = make_app(url)
-        noop = app.get_task("noop")
-        await app.open()
-        env = {**os.environ, "TASKWARD_DB": url, "PYTHONPATH": str(BENCH_DIR)}
-        proc = subprocess.Popen(  # noqa: ASYNC220 - started once, before the timing
-            [sys.executable, "-m", "taskward", "worker", "throughput_app:app"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            warm = await noop.submit()
-            assert warm.id is not None
-            await app.wait(warm.id, timeout=30)
-            delays = []
-            for _ in range(samples):
-                sent = time.time()
-                info = await noop.submit()
-                assert info.id is not None
-                delays.append(await started_after(app, info.id, sent))
-                await asyncio.sleep(0.01)  # let the worker go idle again between samples
-        finally:
-            proc.terminate()
-            proc.wait(30)
-            await app.close()
-    return percentiles(delays)
+        return await latency_other_process(url, samples)
 
 
 async def started_after(app: App, task_id: uuid.UUID, sent: float) -> float:

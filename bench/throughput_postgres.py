@@ -30,11 +30,17 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
-from throughput import BENCH_DIR, make_app, percentiles, rates, started_after
+from throughput import (
+    BENCH_DIR,
+    latency_here,
+    latency_other_process,
+    make_app,
+    percentiles,
+    rates,
+)
 
 from taskward.models import Status, new_task_id
 from taskward.stores.postgres import PostgresStore
-from taskward.worker import Worker
 
 RAW_INSERT = (
     "INSERT INTO taskward_tasks (id, task, args, priority, queue, status, max_attempts,"
@@ -197,52 +203,12 @@ async def _raw_worker(conn: asyncpg.Connection[asyncpg.Record]) -> int:
 
 async def bench_latency_here(base: str, samples: int) -> dict[str, Any]:
     async with fresh_db(base, "lat") as url:
-        app = make_app(url)
-        noop = app.get_task("noop")
-        await app.open()
-        worker = Worker(app, concurrency=4, pruning=None)
-        running = asyncio.create_task(worker.run())
-        await asyncio.sleep(0.5)
-        delays = []
-        for _ in range(samples):
-            sent = time.time()
-            info = await noop.submit()
-            assert info.id is not None
-            delays.append(await started_after(app, info.id, sent))
-        worker.stop()
-        await running
-        await app.close()
-    return percentiles(delays)
+        return await latency_here(url, samples, settle=0.5)
 
 
 async def bench_latency_other_process(base: str, samples: int) -> dict[str, Any]:
     async with fresh_db(base, "latx") as url:
-        app = make_app(url)
-        noop = app.get_task("noop")
-        await app.open()
-        env = {**os.environ, "TASKWARD_DB": url, "PYTHONPATH": str(BENCH_DIR)}
-        proc = subprocess.Popen(  # noqa: ASYNC220 - started once, before the timing
-            [sys.executable, "-m", "taskward", "worker", "throughput_app:app"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            warm = await noop.submit()
-            assert warm.id is not None
-            await app.wait(warm.id, timeout=30)
-            delays = []
-            for _ in range(samples):
-                await asyncio.sleep(0.02)  # let the worker go idle (waiting on LISTEN) again
-                sent = time.time()
-                info = await noop.submit()
-                assert info.id is not None
-                delays.append(await started_after(app, info.id, sent))
-        finally:
-            proc.terminate()
-            proc.wait(30)
-            await app.close()
-    return percentiles(delays)
+        return await latency_other_process(url, samples, idle=0.02)
 
 
 FILL = (
