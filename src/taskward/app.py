@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from datetime import datetime, timedelta
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, Unpack, overload
 from uuid import UUID
 
 from taskward.errors import (
@@ -52,7 +52,7 @@ from taskward.retry import Backoff
 from taskward.scheduler import Schedule, ScheduleInfo, schedule_info
 from taskward.stores import open_store, redact_url
 from taskward.stores.base import Counts, NewTask, Store, TaskRecord, TransactionalStore
-from taskward.tasks import TaskFunction
+from taskward.tasks import SubmitOptions, TaskFunction
 
 if TYPE_CHECKING:
     from taskward.sync import SyncApp
@@ -311,26 +311,10 @@ class App:
         self,
         task: str | None,
         args: Mapping[str, Any] | None = None,
-        *,
-        name: str | None = None,
-        priority: int | None = None,
-        queue: str | None = None,
-        delay: float | None = None,
-        run_at: datetime | None = None,
-        max_attempts: int | None = None,
-        timeout: float | None = None,
+        **options: Unpack[SubmitOptions],
     ) -> NewTask:
         """A validated `NewTask` for the task function named ``task`` (None: the default)."""
-        return self.get_task(task).prepare_args(
-            args,
-            name=name,
-            priority=priority,
-            queue=queue,
-            delay=delay,
-            run_at=run_at,
-            max_attempts=max_attempts,
-            timeout=timeout,
-        )
+        return self.get_task(task).prepare_args(args, **options)
 
     # -- schedules declared in code ------------------------------------------------------
 

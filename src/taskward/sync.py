@@ -8,14 +8,14 @@ import builtins
 import threading
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Unpack
 from uuid import UUID
 
 from taskward.app import App
 from taskward.errors import ClosedError
 from taskward.models import Status, TaskInfo
 from taskward.stores.base import Counts, NewTask
-from taskward.tasks import TaskFunction
+from taskward.tasks import SubmitOptions, TaskFunction
 
 __all__ = ["SyncApp"]
 
@@ -103,28 +103,10 @@ class SyncApp:
         self,
         task: str | None,
         args: Mapping[str, Any] | None = None,
-        *,
-        name: str | None = None,
-        priority: int | None = None,
-        queue: str | None = None,
-        delay: float | None = None,
-        run_at: datetime | None = None,
-        max_attempts: int | None = None,
-        timeout: float | None = None,
+        **options: Unpack[SubmitOptions],
     ) -> TaskInfo:
         """Submit one task with its arguments as one dict (see `App.prepare`)."""
-        new = self._app.prepare(
-            task,
-            args,
-            name=name,
-            priority=priority,
-            queue=queue,
-            delay=delay,
-            run_at=run_at,
-            max_attempts=max_attempts,
-            timeout=timeout,
-        )
-        return self.submit_many([new])[0]
+        return self.submit_many([self._app.prepare(task, args, **options)])[0]
 
     def submit_many(self, items: Iterable[NewTask]) -> builtins.list[TaskInfo]:
         """Insert prepared tasks in one round trip, all or nothing."""

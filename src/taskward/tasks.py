@@ -23,7 +23,7 @@ import typing
 import warnings
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypedDict, TypeVar, Unpack
 
 import pydantic
 import pydantic_core
@@ -148,6 +148,18 @@ def check_options(
             )
         run_at_ts = run_at.timestamp()
     return delay_s, run_at_ts
+
+
+class SubmitOptions(TypedDict, total=False):
+    """The options of one submit; each left out (or None) takes the task function's own."""
+
+    name: str | None
+    priority: int | None
+    queue: str | None
+    delay: float | None
+    run_at: datetime | None
+    max_attempts: int | None
+    timeout: float | None
 
 
 # Types that JSON carries exactly (an unannotated parameter is Any).
@@ -356,29 +368,11 @@ class TaskFunction(Generic[P, R]):
     # -- submitting ---------------------------------------------------------------------
 
     def prepare_args(
-        self,
-        args: Mapping[str, Any] | None = None,
-        *,
-        name: str | None = None,
-        priority: int | None = None,
-        queue: str | None = None,
-        delay: float | None = None,
-        run_at: datetime | None = None,
-        max_attempts: int | None = None,
-        timeout: float | None = None,
+        self, args: Mapping[str, Any] | None = None, **options: Unpack[SubmitOptions]
     ) -> NewTask:
         """A `NewTask` from arguments given as one dict; options default to the decorator's."""
         _, text = self._to_json({} if args is None else args)
-        return self._new_task(
-            text,
-            name=name,
-            priority=priority,
-            queue=queue,
-            delay=delay,
-            run_at=run_at,
-            max_attempts=max_attempts,
-            timeout=timeout,
-        )
+        return self._new_task(text, **options)
 
     def prepare(
         self,
@@ -409,13 +403,13 @@ class TaskFunction(Generic[P, R]):
         self,
         args_text: str,
         *,
-        name: str | None,
-        priority: int | None,
-        queue: str | None,
-        delay: float | None,
-        run_at: datetime | None,
-        max_attempts: int | None,
-        timeout: float | None,
+        name: str | None = None,
+        priority: int | None = None,
+        queue: str | None = None,
+        delay: float | None = None,
+        run_at: datetime | None = None,
+        max_attempts: int | None = None,
+        timeout: float | None = None,
     ) -> NewTask:
         priority = self.priority if priority is None else priority
         queue = self.queue if queue is None else queue
@@ -475,29 +469,10 @@ class TaskFunction(Generic[P, R]):
         return (await self.app.submit_many([new], connection=connection))[0]
 
     async def submit_args(
-        self,
-        args: Mapping[str, Any] | None = None,
-        *,
-        name: str | None = None,
-        priority: int | None = None,
-        queue: str | None = None,
-        delay: float | None = None,
-        run_at: datetime | None = None,
-        max_attempts: int | None = None,
-        timeout: float | None = None,
+        self, args: Mapping[str, Any] | None = None, **options: Unpack[SubmitOptions]
     ) -> TaskInfo:
         """`submit` with the arguments as one dict (for parameters named like an option)."""
-        new = self.prepare_args(
-            args,
-            name=name,
-            priority=priority,
-            queue=queue,
-            delay=delay,
-            run_at=run_at,
-            max_attempts=max_attempts,
-            timeout=timeout,
-        )
-        return (await self.app.submit_many([new]))[0]
+        return (await self.app.submit_many([self.prepare_args(args, **options)]))[0]
 
     def submit_sync(
         self,
