@@ -78,12 +78,16 @@ def new_task_id() -> UUID:
 
     Time-ordered ids land at the end of the stores' id indexes instead of at random places,
     which makes inserts about twice as fast on SQLite (and kinder to PostgreSQL's B-trees).
+    The other 74 bits are random (os.urandom).
     """
-    raw = bytearray(os.urandom(16))
-    raw[0:6] = (time.time_ns() // 1_000_000).to_bytes(6, "big")
-    raw[6] = 0x70 | raw[6] & 0x0F  # version 7
-    raw[8] = 0x80 | raw[8] & 0x3F  # the RFC 4122 variant
-    return UUID(bytes=bytes(raw))
+    random = int.from_bytes(os.urandom(10))  # the low 80 bits, of which 6 are fixed below
+    millis = time.time_ns() // 1_000_000
+    return UUID(int=(millis << 80) | _UUID7_FIXED | (random & _UUID7_RANDOM))
+
+
+# Version 7 in bits 76-79 and the RFC 4122 variant (0b10) in bits 62-63 of the low 80 bits.
+_UUID7_FIXED = 0x7000_8000_0000_0000_0000
+_UUID7_RANDOM = 0x0FFF_3FFF_FFFF_FFFF_FFFF
 
 
 def from_timestamp(ts: float | None) -> datetime | None:

@@ -212,6 +212,7 @@ class TaskFunction(Generic[P, R]):
         self.priority = priority
         self.max_attempts = max_attempts
         self.timeout = timeout
+        self._checked_defaults = (queue, priority, max_attempts, timeout)
         self.retry = retry
         self.is_async = inspect.iscoroutinefunction(fn)
         self.signature = inspect.signature(fn)
@@ -317,22 +318,23 @@ class TaskFunction(Generic[P, R]):
         except pydantic.ValidationError as exc:
             raise self._error(format_validation_error(exc)) from None
 
-    def _to_json(self, args: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
+    def _to_json(self, args: Mapping[str, Any]) -> str:
+        """The arguments validated, as the JSON text stored with the task."""
         model = self._validate(args)
         try:
             text = model.model_dump_json(by_alias=True)
         except pydantic_core.PydanticSerializationError as exc:
             raise self._error(f"not JSON-serialisable: {exc}") from None
-        data: dict[str, Any] = json.loads(text)
         if not self._json_native:
             # A value that serialises but does not validate back (a custom type with a lossy
             # encoder) would fail later in the worker: fail here, in the caller, instead.
-            self.validate_json_args(data)
-        return data, text
+            self.validate_json_args(json.loads(text))
+        return text
 
     def bind(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         """Bind a call's arguments to parameter names; return them validated, as JSON values."""
-        return self._to_json(self._bind(args, kwargs))[0]
+        data: dict[str, Any] = json.loads(self._to_json(self._bind(args, kwargs)))
+        return data
 
     def _bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         # Positional arguments are named here; missing and unknown names are the model's to
@@ -371,7 +373,7 @@ class TaskFunction(Generic[P, R]):
         self, args: Mapping[str, Any] | None = None, **options: Unpack[SubmitOptions]
     ) -> NewTask:
         """A `NewTask` from arguments given as one dict; options default to the decorator's."""
-        _, text = self._to_json({} if args is None else args)
+        text = self._to_json({} if args is None else args)
         return self._new_task(text, **options)
 
     def prepare(
@@ -387,7 +389,7 @@ class TaskFunction(Generic[P, R]):
         **kwargs: Any,
     ) -> NewTask:
         """A `NewTask` from a call's arguments (as `bind`) and submit options."""
-        _, text = self._to_json(self._bind(args, kwargs))
+        text = self._to_json(self._bind(args, kwargs))
         return self._new_task(
             text,
             name=name,
@@ -411,19 +413,34 @@ class TaskFunction(Generic[P, R]):
         max_attempts: int | None = None,
         timeout: float | None = None,
     ) -> NewTask:
-        priority = self.priority if priority is None else priority
-        queue = self.queue if queue is None else queue
-        max_attempts = self.max_attempts if max_attempts is None else max_attempts
-        timeout = self.timeout if timeout is None else timeout
-        delay_s, run_at_ts = check_options(
-            name=name,
-            priority=priority,
-            queue=queue,
-            delay=delay,
-            run_at=run_at,
-            max_attempts=max_attempts,
-            timeout=timeout,
-        )
+        defaults = (self.queue, self.priority, self.max_attempts, self.timeout)
+        if (
+            defaults == self._checked_defaults
+            and name is None
+            and priority is None
+            and queue is None
+            and delay is None
+            and run_at is None
+            and max_attempts is None
+            and timeout is None
+        ):
+            # Only the decorator's options, checked when it ran (and unchanged since).
+            queue, priority, max_attempts, timeout = defaults
+            delay_s = run_at_ts = None
+        else:
+            priority = self.priority if priority is None else priority
+            queue = self.queue if queue is None else queue
+            max_attempts = self.max_attempts if max_attempts is None else max_attempts
+            timeout = self.timeout if timeout is None else timeout
+            delay_s, run_at_ts = check_options(
+                name=name,
+                priority=priority,
+                queue=queue,
+                delay=delay,
+                run_at=run_at,
+                max_attempts=max_attempts,
+                timeout=timeout,
+            )
         return NewTask(
             id=new_task_id(),
             task=self.name,

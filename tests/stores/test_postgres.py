@@ -20,6 +20,7 @@ from store_helpers import new
 from taskward.app import App
 from taskward.errors import ConfigurationError, DuplicateNameError, StoreError
 from taskward.models import Status
+from taskward.stores.base import NewTask, TaskRecord
 from taskward.stores.postgres import SCHEMA_VERSION, PostgresStore
 
 pytestmark = pytest.mark.postgres
@@ -168,6 +169,95 @@ async def test_changes_in_another_process_wake_a_waiter(pg_url: str) -> None:
         await asyncio.wait_for(waiter, 2)
 
 
+# -- large inserts by COPY -------------------------------------------------------------------
+
+
+def varied(count: int, prefix: str = "t") -> list[NewTask]:
+    """Tasks with every option varying: names, delays, due times, queues, priorities."""
+    return [
+        new(
+            f"{prefix}{i}" if i % 3 == 0 else None,
+            task=f"job{i % 4}",
+            args=f'{{"i": {i}}}',
+            priority=i % 5 - 2,
+            queue=f"q{i % 2}",
+            max_attempts=1 + i % 4,
+            timeout=None if i % 2 else 2.5,
+            delay=float(i) if i % 7 == 1 else None,
+            run_at=1e9 + i if i % 11 == 0 and i % 7 != 1 else None,
+        )
+        for i in range(count)
+    ]
+
+
+async def test_a_large_insert_goes_by_copy_and_returns_the_stored_rows(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with opened(pg_url) as store:
+        copies: list[int] = []
+        copy = store._copy
+
+        async def counted(conn: Any, tasks: Any) -> list[TaskRecord]:
+            copies.append(len(tasks))
+            return await copy(conn, tasks)
+
+        monkeypatch.setattr(store, "_copy", counted)
+        small = await store.insert(varied(store.copy_from - 1, "s"))
+        tasks = varied(store.copy_from + 150)
+        before = await store.now()
+        rows = await store.insert(tasks)
+        assert copies == [len(tasks)]  # the small insert did not COPY
+        assert [r.id for r in rows] == [t.id for t in tasks]
+        seqs = [r.seq for r in rows]
+        assert seqs == sorted(seqs)
+        assert len(set(seqs)) == len(seqs)
+        assert seqs[0] > small[-1].seq
+        for task, row in zip(tasks, rows, strict=True):
+            assert row == await store.get(task.id)  # what COPY stored is what insert said
+            assert row.created_at >= before
+            if task.run_at is not None:
+                assert row.run_at == task.run_at
+            else:
+                assert row.run_at == row.created_at + (task.delay or 0)
+        [later] = await store.insert([new()])
+        assert later.seq > seqs[-1]
+
+
+async def test_a_large_insert_with_a_taken_name_inserts_nothing(pg_url: str) -> None:
+    async with opened(pg_url) as store:
+        await store.insert([new("t30")])
+        with pytest.raises(DuplicateNameError, match="t30"):
+            await store.insert(varied(store.copy_from * 2))
+        assert (await store.counts()).by_status()[Status.PENDING] == 1
+
+
+async def test_a_large_insert_in_the_callers_transaction_and_its_notify(pg_url: str) -> None:
+    async with opened(pg_url) as store, opened(pg_url) as watcher, connection(pg_url) as conn:
+        waiter = await woken(watcher)
+        tr = conn.transaction()
+        await tr.start()
+        rolled = await store.insert(varied(store.copy_from), connection=conn)
+        await tr.rollback()
+        assert await store.get(rolled[0].id) is None
+        assert not waiter.done()
+        async with conn.transaction():
+            kept = await store.insert(varied(store.copy_from), connection=conn)
+        await asyncio.wait_for(waiter, 2)  # COPY fires the statement's NOTIFY trigger
+        assert await store.get(kept[-1].id) == kept[-1]
+
+
+async def test_concurrent_large_inserts_get_distinct_ascending_seqs(pg_url: str) -> None:
+    async with opened(pg_url) as one, opened(pg_url) as two:
+        batches = await asyncio.gather(
+            *(store.insert([new() for _ in range(500)]) for store in (one, two, one, two))
+        )
+        every = [r.seq for rows in batches for r in rows]
+        assert len(set(every)) == len(every) == 2000
+        for rows in batches:
+            assert [r.seq for r in rows] == sorted(r.seq for r in rows)
+            assert rows[0] == await one.get(rows[0].id)
+
+
 # -- transactional submit --------------------------------------------------------------------
 
 
@@ -265,6 +355,24 @@ async def test_lost_connections_are_mended_by_the_pool_or_store_errors(pg_url: s
             return time.monotonic() - started < 0.5
 
         await eventually(woke, timeout=10)
+
+
+async def test_statements_share_the_held_connection_and_the_pool(pg_url: str) -> None:
+    async with opened(pg_url, min_size=1, max_size=3) as store:
+        rows = await store.insert([new() for _ in range(5)])
+        # More statements at once than connections: one on the held, the rest pooled.
+        got = await asyncio.gather(*(store.get(r.id) for r in rows * 10))
+        assert got == rows * 10
+        # A statement cancelled mid-flight gives its connection back to the pool, which
+        # waits the cancel out; the statements after it run at once.
+        slow = asyncio.create_task(store._execute("SELECT pg_sleep(5)"))
+        await asyncio.sleep(0.2)
+        slow.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await slow
+        started = time.monotonic()
+        assert await asyncio.gather(*(store.get(r.id) for r in rows)) == rows
+        assert time.monotonic() - started < 2
 
 
 async def test_one_maintenance_leader_at_a_time(pg_url: str) -> None:

@@ -42,6 +42,21 @@ FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::integer[], $7::t
 ORDER BY t.n
 RETURNING id, seq, run_at, created_at;
 
+-- name: insert_one
+-- One task: plain VALUES (cheaper to bind and run than the arrays above).
+INSERT INTO taskward_tasks (id, task, args, name, priority, queue, status, max_attempts,
+                            timeout, run_at, created_at)
+VALUES ($2, $3, $4, $5, $6, $7, 'Pending', $8, $9,
+        coalesce($11, taskward_now($1) + coalesce($10, 0)), taskward_now($1))
+RETURNING seq, run_at, created_at;
+
+-- name: reserve_seqs
+-- Before a COPY of $2 tasks: the store's time, and $2 seqs from the column's own sequence,
+-- in ascending order (a concurrent insert may take values in between: that is fine).
+SELECT taskward_now($1) AS now,
+       array(SELECT nextval('taskward_tasks_seq_seq'::regclass) FROM generate_series(1, $2))
+           AS seqs;
+
 -- name: claim_all
 -- Claims take rows with FOR UPDATE SKIP LOCKED: concurrent claimers pass over each other's
 -- rows instead of queueing behind them. The CTE runs once, so LIMIT bounds the claim.
