@@ -283,6 +283,9 @@ async def main() -> None:
     parser.add_argument(
         "--worker-concurrency", type=int, default=50, help="slots per worker process (PostgreSQL)"
     )
+    parser.add_argument(
+        "--process-n", type=int, default=20_000, help="tasks for process_1/4 (PostgreSQL)"
+    )
     opts = parser.parse_args()
     if opts.store and opts.store.partition("://")[0] in ("postgresql", "postgres"):
         from throughput_postgres import run
