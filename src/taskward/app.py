@@ -32,7 +32,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterable, Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, Unpack, overload
 from uuid import UUID
@@ -159,6 +159,24 @@ def task_info(record: TaskRecord) -> TaskInfo:
         started_at=from_timestamp(record.started_at),
         finished_at=from_timestamp(record.finished_at),
         run_at=from_timestamp(record.run_at),
+    )
+
+
+def _inserted_info(record: TaskRecord) -> TaskInfo:
+    """`task_info` of a task just inserted: Pending, with no start, outcome or progress yet."""
+    ok, args = _decode(record.args)
+    return TaskInfo(
+        id=record.id,
+        name=record.name,
+        task=record.task,
+        status=record.status,
+        args=args if ok and isinstance(args, dict) else None,
+        priority=record.priority,
+        queue=record.queue,
+        attempts=record.attempts,
+        max_attempts=record.max_attempts,
+        created_at=datetime.fromtimestamp(record.created_at, UTC),
+        run_at=datetime.fromtimestamp(record.run_at, UTC),
     )
 
 
@@ -610,7 +628,7 @@ class App:
                 "submitting with connection= needs a PostgreSQL store; this app's store is"
                 f" {type(store).__name__}"
             )
-        return [task_info(row) for row in rows]
+        return [_inserted_info(row) for row in rows]
 
     @_on_home_loop
     async def get(self, task_id: UUID | str) -> TaskInfo | None:

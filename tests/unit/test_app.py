@@ -144,6 +144,7 @@ async def test_submit_many_is_one_batch_all_or_nothing(app: App) -> None:
     infos = await app.submit_many(items)
     assert [i.id for i in infos] == [i.id for i in items]
     assert [i.args for i in infos] == [{"a": 0, "b": 0}, {"a": 1, "b": 0}, {"a": 2, "b": 0}]
+    assert infos == [await app.get(i.id) for i in items]  # what submit says is what is stored
 
     clash = [app.prepare("add", {"a": 9}, name="fresh"), app.prepare("add", {"a": 9}, name="n1")]
     with pytest.raises(DuplicateNameError):

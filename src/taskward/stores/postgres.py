@@ -128,6 +128,8 @@ _LOST = (
 )
 _NAME_TAKEN = re.compile(r"Key \(name\)=\((?P<name>.*)\) already exists", re.DOTALL)
 _LIST_FILTERS = ("task", "queue", "name")  # columns `list` filters on by equality
+# Records built between two sends of a COPY (about what the socket takes at once).
+_COPY_SLICE = 500
 # The columns a COPY insert gives (the others take their defaults).
 _COPY_COLUMNS = (
     "id",
@@ -363,35 +365,49 @@ class PostgresStore:
 
         COPY is one statement: the insert is all or nothing, and the statement-level trigger
         sends one NOTIFY. Times are those of the reserving query: in the caller's transaction
-        the same ``now()``; on its own, a moment before the COPY.
+        the same ``now()``; on its own, a moment before the COPY. The records are built
+        while the server writes the rows, a slice at a time between the COPY's sends.
         """
         now, seqs = await conn.fetchrow(_SQL["reserve_seqs"], self._fake(), len(tasks))
         seqs.sort()  # already ascending; sorting makes it a guarantee
-        records = [
-            _new_record(t, seq, t.run_at if t.run_at is not None else now + (t.delay or 0), now)
+        rows = [
+            (
+                t.id,
+                seq,
+                t.task,
+                t.args,
+                t.name,
+                t.priority,
+                t.queue,
+                "Pending",
+                t.max_attempts,
+                t.timeout,
+                t.run_at if t.run_at is not None else now + (t.delay or 0),
+                now,
+            )
             for t, seq in zip(tasks, seqs, strict=True)
         ]
-        await conn.copy_records_to_table(
-            "taskward_tasks",
-            columns=_COPY_COLUMNS,
-            records=[
-                (
-                    r.id,
-                    r.seq,
-                    r.task,
-                    r.args,
-                    r.name,
-                    r.priority,
-                    r.queue,
-                    "Pending",
-                    r.max_attempts,
-                    r.timeout,
-                    r.run_at,
-                    r.created_at,
-                )
-                for r in records
-            ],
+        copying = asyncio.ensure_future(
+            conn.copy_records_to_table("taskward_tasks", columns=_COPY_COLUMNS, records=rows)
         )
+        try:
+            records: list[TaskRecord] = []
+            for first in range(0, len(rows), _COPY_SLICE):
+                await asyncio.sleep(0)  # the COPY sends what the socket takes
+                records.extend(
+                    _new_record(t, row[1], row[10], now)
+                    for t, row in zip(
+                        tasks[first : first + _COPY_SLICE],
+                        rows[first : first + _COPY_SLICE],
+                        strict=True,
+                    )
+                )
+            await copying
+        except BaseException:
+            copying.cancel()
+            with contextlib.suppress(BaseException):
+                await copying
+            raise
         return records
 
     async def claim(
