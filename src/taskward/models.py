@@ -6,16 +6,19 @@ speaks of tasks with these five statuses and moves them only along ``TRANSITIONS
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 from taskward.errors import InvalidTransitionError
+
+_T = TypeVar("_T")
 
 __all__ = [
     "ACTIVE",
@@ -95,6 +98,39 @@ def from_timestamp(ts: float | None) -> datetime | None:
     return None if ts is None else datetime.fromtimestamp(ts, UTC)
 
 
+def quick_init(cls: type[_T]) -> type[_T]:
+    """Give a frozen, keyword-only dataclass a faster ``__init__`` with the same signature.
+
+    A frozen dataclass's own ``__init__`` looks ``object.__setattr__`` up for every field;
+    this one binds it once per call (as attrs does), which makes building the records that
+    the stores and workers make by the thousand about a quarter cheaper. For plain classes
+    only: no ``__post_init__``, no default factories, no ``InitVar`` or ``init=False`` fields.
+    """
+    fields = dataclasses.fields(cls)  # type: ignore[arg-type]
+    plain = all(f.init and f.default_factory is dataclasses.MISSING for f in fields)
+    if not plain or hasattr(cls, "__post_init__") or len(fields) != len(cls.__annotations__):
+        raise TypeError(f"quick_init does not handle {cls.__name__}")
+    env: dict[str, Any] = {"_object_setattr": object.__setattr__}
+    params, lines = [], []
+    for f in fields:
+        if f.default is dataclasses.MISSING:
+            params.append(f.name)
+        else:
+            env[f"_default_{f.name}"] = f.default
+            params.append(f"{f.name}=_default_{f.name}")
+        lines.append(f"    _set({f.name!r}, {f.name})")
+    source = (
+        f"def __init__(self, *, {', '.join(params)}):\n"
+        "    _set = _object_setattr.__get__(self)\n" + "\n".join(lines) + "\n"
+    )
+    exec(source, env)  # our own fixed text, as dataclasses itself does
+    init = env["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    init.__annotations__ = dict(cls.__init__.__annotations__)
+    cls.__init__ = init  # type: ignore[method-assign]
+    return cls
+
+
 @dataclass(frozen=True, slots=True)
 class Progress:
     """What a running task last reported with `taskward.progress`."""
@@ -111,6 +147,7 @@ class Progress:
         return min(1.0, self.done / self.total)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TaskInfo:
     """A read-only snapshot of one task.

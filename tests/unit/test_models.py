@@ -20,7 +20,9 @@ from taskward.models import (
     TaskInfo,
     check_transition,
     from_timestamp,
+    quick_init,
 )
+from taskward.stores.base import NewTask, TaskRecord
 
 ALL = set(Status)
 
@@ -143,3 +145,53 @@ def test_an_error_keeps_extra_arguments_and_an_empty_message_falls_back_to_the_d
     error = errors.StoreError("cannot connect", "postgres")
     assert error.args == ("cannot connect", "postgres")
     assert str(errors.ClosedError("")) == "This is shutting down or closed and takes no new tasks."
+
+
+# -- quick_init ------------------------------------------------------------------------------
+
+
+@quick_init
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class _Sample:
+    a: int
+    b: str = "x"
+    c: tuple[int, ...] = ()
+
+
+def test_quick_init_keeps_the_dataclass_contract() -> None:
+    sample = _Sample(a=1)
+    assert (sample.a, sample.b, sample.c) == (1, "x", ())
+    assert _Sample(a=2, b="y", c=(3,)) == _Sample(a=2, b="y", c=(3,))
+    assert repr(sample) == "_Sample(a=1, b='x', c=())"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        sample.a = 2  # type: ignore[misc]
+    with pytest.raises(TypeError, match="a"):
+        _Sample()  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        _Sample(1)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="d"):
+        _Sample(a=1, d=2)  # type: ignore[call-arg]
+    assert dataclasses.replace(sample, b="z") == _Sample(a=1, b="z")
+    assert list(inspect.signature(_Sample).parameters) == ["a", "b", "c"]
+
+
+def test_quick_init_refuses_what_it_does_not_handle() -> None:
+    @dataclasses.dataclass(frozen=True)
+    class Factory:
+        items: list[int] = dataclasses.field(default_factory=list)
+
+    @dataclasses.dataclass(frozen=True)
+    class Post:
+        a: int
+
+        def __post_init__(self) -> None: ...
+
+    for cls in (Factory, Post):
+        with pytest.raises(TypeError, match="quick_init"):
+            quick_init(cls)
+
+
+def test_the_hot_records_use_quick_init() -> None:
+    for cls in (TaskInfo, NewTask, TaskRecord):
+        assert "_set" in cls.__init__.__code__.co_varnames  # ours, not the dataclass's
+        assert cls.__init__.__qualname__ == f"{cls.__name__}.__init__"

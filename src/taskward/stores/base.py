@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 from uuid import UUID
 
-from taskward.models import Status
+from taskward.models import Status, quick_init
 
 __all__ = [
     "ChangeSignal",
@@ -38,6 +38,7 @@ __all__ = [
 ]
 
 
+@quick_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NewTask:
     """A task to insert. ``delay`` is relative to the store's clock; ``run_at`` is absolute."""
@@ -54,6 +55,7 @@ class NewTask:
     run_at: float | None = None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TaskRecord:
     """One row of the tasks table, as the store holds it."""
