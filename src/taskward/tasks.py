@@ -311,10 +311,12 @@ class TaskFunction(Generic[P, R]):
         return InvalidArgumentsError(f"invalid arguments for task {self.name!r}: {detail}")
 
     def _validate(self, args: Mapping[str, Any]) -> pydantic.BaseModel:
-        if not isinstance(args, Mapping):
-            raise self._error(f"args must be a mapping of names to values, got {args!r}")
+        if type(args) is not dict:  # the common case skips an ABC check and a copy
+            if not isinstance(args, Mapping):
+                raise self._error(f"args must be a mapping of names to values, got {args!r}")
+            args = dict(args)
         try:
-            return self.model.model_validate(dict(args))
+            return self.model.model_validate(args)
         except pydantic.ValidationError as exc:
             raise self._error(format_validation_error(exc)) from None
 
