@@ -7,7 +7,7 @@ same schema, in the same process:
 - submit_one: ``await fn.submit(...)`` one by one, against plain one-row INSERTs, each its
   own commit; the two take turns in ten rounds;
 - submit_bulk: ``fn.prepare`` (validation) of N tasks and one ``app.submit_many`` of them,
-  against one ``executemany`` INSERT transaction;
+  against one ``executemany`` INSERT transaction; best of three turns each;
 - process_1 / process_4: N no-op tasks run by 1 or 4 ``taskward worker`` processes (started
   idle, then the tasks arrive in one insert, whose commit starts the clock), against 1 or 4
   connections running a ``FOR UPDATE SKIP LOCKED`` claim of 100 and one completing UPDATE,
@@ -119,26 +119,31 @@ async def bench_submit_one(base: str, n: int, rounds: int = 10) -> dict[str, Any
     return rates(per_round * rounds, taskward_s, raw_s)
 
 
-async def bench_submit_bulk(base: str, n: int) -> dict[str, Any]:
+async def bench_submit_bulk(base: str, n: int, rounds: int = 3) -> dict[str, Any]:
+    """The best of ``rounds`` turns each (a machine shared with other VMs has slow spells)."""
+    taskward_s = raw_s = insert_s = float("inf")
     async with fresh_db(base, "bulk") as url:
         app = make_app(url)
         noop = app.get_task("noop")
         await app.open()
-        start = time.perf_counter()
-        rows = [noop.prepare(n=i) for i in range(n)]
-        prepared_s = time.perf_counter() - start
-        await app.submit_many(rows)
-        taskward_s = time.perf_counter() - start
-        await app.close()
         conn = await asyncpg.connect(url)
-        ids = [(new_task_id(),) for _ in range(n)]
-        start = time.perf_counter()
-        async with conn.transaction():
-            await conn.executemany(RAW_INSERT, ids)
-        raw_s = time.perf_counter() - start
+        for _ in range(rounds):
+            start = time.perf_counter()
+            rows = [noop.prepare(n=i) for i in range(n)]
+            prepared = time.perf_counter()
+            await app.submit_many(rows)
+            end = time.perf_counter()
+            taskward_s = min(taskward_s, end - start)
+            insert_s = min(insert_s, end - prepared)
+            ids = [(new_task_id(),) for _ in range(n)]
+            start = time.perf_counter()
+            async with conn.transaction():
+                await conn.executemany(RAW_INSERT, ids)
+            raw_s = min(raw_s, time.perf_counter() - start)
         await conn.close()
+        await app.close()
     out = rates(n, taskward_s, raw_s)
-    out["insert_only_per_s"] = round(n / (taskward_s - prepared_s))
+    out.update(insert_only_per_s=round(n / insert_s), best_of=rounds)
     return out
 
 
