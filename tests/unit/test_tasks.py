@@ -348,3 +348,16 @@ def test_run_at_beyond_year_9000_is_refused(app: App) -> None:
 
     with pytest.raises(InvalidArgumentsError, match="between the years 1900 and 9000"):
         far.prepare(run_at=datetime(9500, 1, 1, tzinfo=UTC))
+
+
+def test_decorator_options_changed_after_registration_are_checked_again(app: App) -> None:
+    @app.task(queue="mail", priority=2)
+    async def ping() -> None: ...
+
+    plain = ping.prepare()  # the options checked at registration, not again
+    assert (plain.queue, plain.priority, plain.max_attempts) == ("mail", 2, 3)
+    ping.queue = "other"
+    assert ping.prepare().queue == "other"
+    ping.queue = ""
+    with pytest.raises(InvalidArgumentsError, match="queue"):
+        ping.prepare()
