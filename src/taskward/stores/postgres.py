@@ -761,7 +761,9 @@ class PostgresStore:
         see an error for what the pool mends by itself.
         """
         pool = self._need_pool()
-        read = sql.lstrip().upper().startswith("SELECT") and "FOR UPDATE" not in sql.upper()
+        read = _READS.get(sql)
+        if read is None:
+            read = _READS[sql] = _is_read(sql)
         for attempt in range(3):
             try:
                 if self._held_busy:
@@ -940,6 +942,14 @@ def _insert_conflict(e: asyncpg.UniqueViolationError) -> Exception:
             return duplicate_name_error(match.group("name"))
         return DuplicateNameError("a name in this insert is already Pending or Running")
     return StoreError(f"a task with one of these ids already exists: {e}")
+
+
+# Which statements are plain reads (safe to send again after a lost connection), by text.
+_READS: dict[str, bool] = {}
+
+
+def _is_read(sql: str) -> bool:
+    return sql.lstrip().upper().startswith("SELECT") and "FOR UPDATE" not in sql.upper()
 
 
 def _affected(status: str) -> int:
