@@ -44,6 +44,7 @@ from taskward.stores.rules import (
     duplicate_schedule_error,
     encode_cursor,
     new_lease_token,
+    pending_record,
     rescued_changes,
     resolve_run_at,
 )
@@ -113,21 +114,7 @@ class MemoryStore:
         run_ats = [resolve_run_at(t, now) for t in tasks]  # may raise: before any change
         out: list[TaskRecord] = []
         for t, run_at in zip(tasks, run_ats, strict=True):
-            row = TaskRecord(
-                id=t.id,
-                seq=self._next_seq,
-                task=t.task,
-                args=t.args,
-                name=t.name,
-                priority=t.priority,
-                queue=t.queue,
-                status=Status.PENDING,
-                attempts=0,
-                max_attempts=t.max_attempts,
-                timeout=t.timeout,
-                run_at=run_at,
-                created_at=now,
-            )
+            row = pending_record(t, self._next_seq, run_at, now)
             self._next_seq += 1
             self._by_seq[row.seq] = row.id
             self._seqs.append(row.seq)

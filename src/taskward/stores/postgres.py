@@ -68,6 +68,7 @@ from taskward.stores.rules import (
     duplicate_name_error,
     duplicate_schedule_error,
     encode_cursor,
+    pending_record,
     rescued_changes,
     resolve_run_at,
 )
@@ -85,9 +86,9 @@ _LEADER_KEY = 0x7461736B77617202
 _SQL_DIR = resources.files("taskward.stores").joinpath("sql", "postgres")
 
 
-def _load_statements() -> dict[str, str]:
-    """The statements of ``queries.sql`` by their ``-- name:``."""
-    text = _SQL_DIR.joinpath("queries.sql").read_text("utf-8")
+def _load_statements(filename: str) -> dict[str, str]:
+    """The statements of one ``.sql`` file beside this module, by their ``-- name:``."""
+    text = _SQL_DIR.joinpath(filename).read_text("utf-8")
     out: dict[str, str] = {}
     for chunk in re.split(r"^-- name: ", text, flags=re.MULTILINE)[1:]:
         name, _, body = chunk.partition("\n")
@@ -105,7 +106,8 @@ def _load_migrations() -> dict[int, str]:
     return dict(sorted(out.items()))
 
 
-_SQL = _load_statements()
+_SQL = _load_statements("queries.sql")
+_SCHEDULE_SQL = _load_statements("schedules.sql")
 _MIGRATIONS = _load_migrations()
 #: The schema this code reads and writes: the newest migration.
 SCHEMA_VERSION = max(_MIGRATIONS)
@@ -353,10 +355,10 @@ class PostgresStore:
             rows = await connection.fetch(sql, *params)
         if len(tasks) == 1:
             seq, run_at, created_at = rows[0]
-            return [_new_record(tasks[0], seq, run_at, created_at)]
+            return [pending_record(tasks[0], seq, run_at, created_at)]
         by_id = {r["id"]: r for r in rows}
         return [
-            _new_record(t, by_id[t.id]["seq"], by_id[t.id]["run_at"], by_id[t.id]["created_at"])
+            pending_record(t, by_id[t.id]["seq"], by_id[t.id]["run_at"], by_id[t.id]["created_at"])
             for t in tasks
         ]
 
@@ -395,7 +397,7 @@ class PostgresStore:
             for first in range(0, len(rows), _COPY_SLICE):
                 await asyncio.sleep(0)  # the COPY sends what the socket takes
                 records.extend(
-                    _new_record(t, row[1], row[10], now)
+                    pending_record(t, row[1], row[10], now)
                     for t, row in zip(
                         tasks[first : first + _COPY_SLICE],
                         rows[first : first + _COPY_SLICE],
@@ -989,25 +991,6 @@ def _record(row: asyncpg.Record) -> TaskRecord:
         raise StoreError(f"task row seq={row.get('seq')!r} is corrupt: {e}") from None
 
 
-def _new_record(t: NewTask, seq: int, run_at: float, created_at: float) -> TaskRecord:
-    """The record of a task just inserted as Pending."""
-    return TaskRecord(
-        id=t.id,
-        seq=seq,
-        task=t.task,
-        args=t.args,
-        name=t.name,
-        priority=t.priority,
-        queue=t.queue,
-        status=Status.PENDING,
-        attempts=0,
-        max_attempts=t.max_attempts,
-        timeout=t.timeout,
-        run_at=run_at,
-        created_at=created_at,
-    )
-
-
 def _status(value: object) -> Status:
     try:
         return Status(str(value))
@@ -1051,19 +1034,6 @@ async def _close_pool(pool: asyncpg.Pool[asyncpg.Record]) -> None:
         await asyncio.wait_for(pool.close(), 5.0)
     except (TimeoutError, *_DB_ERRORS):
         pool.terminate()
-
-
-def _load_schedule_statements() -> dict[str, str]:
-    """The statements of ``schedules.sql`` by their ``-- name:``."""
-    text = _SQL_DIR.joinpath("schedules.sql").read_text("utf-8")
-    out: dict[str, str] = {}
-    for chunk in re.split(r"^-- name: ", text, flags=re.MULTILINE)[1:]:
-        name, _, body = chunk.partition("\n")
-        out[name.strip()] = body.strip().removesuffix(";")
-    return out
-
-
-_SCHEDULE_SQL = _load_schedule_statements()
 
 
 def _schedule(row: asyncpg.Record) -> ScheduleRecord:

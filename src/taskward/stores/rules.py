@@ -1,6 +1,6 @@
 """The rules every store applies the same way, so that each answers the contract suite alike:
-cursors, due times, names in a batch, finish statuses, page limits, lease tokens, and what a
-rescue of an expired lease does. Pure functions of their arguments, no I/O.
+cursors, due times, new records, names in a batch, finish statuses, page limits, lease
+tokens, and what a rescue of an expired lease does. Pure functions of their arguments, no I/O.
 """
 
 from __future__ import annotations
@@ -34,6 +34,25 @@ def decode_cursor(cursor: str) -> int:
     if digits == text or not digits.isdigit() or len(digits) > 19:
         raise ValueError(f"invalid cursor: {cursor!r}")
     return int(digits)
+
+
+def pending_record(task: NewTask, seq: int, run_at: float, created_at: float) -> TaskRecord:
+    """The record of a task just inserted: Pending, never attempted."""
+    return TaskRecord(
+        id=task.id,
+        seq=seq,
+        task=task.task,
+        args=task.args,
+        name=task.name,
+        priority=task.priority,
+        queue=task.queue,
+        status=Status.PENDING,
+        attempts=0,
+        max_attempts=task.max_attempts,
+        timeout=task.timeout,
+        run_at=run_at,
+        created_at=created_at,
+    )
 
 
 def resolve_run_at(task: NewTask, now: float) -> float:

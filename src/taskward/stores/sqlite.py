@@ -63,6 +63,7 @@ from taskward.stores.rules import (
     duplicate_name_error,
     duplicate_schedule_error,
     encode_cursor,
+    pending_record,
     rescued_changes,
     resolve_run_at,
 )
@@ -852,21 +853,7 @@ def _insert_tx(conn: sqlite3.Connection, tasks: Sequence[NewTask], now: float) -
     except sqlite3.IntegrityError as e:
         raise _insert_conflict(conn, tasks, base, e) from None
     return [
-        TaskRecord(
-            id=t.id,
-            seq=base + i,
-            task=t.task,
-            args=t.args,
-            name=t.name,
-            priority=t.priority,
-            queue=t.queue,
-            status=Status.PENDING,
-            attempts=0,
-            max_attempts=t.max_attempts,
-            timeout=t.timeout,
-            run_at=run_at,
-            created_at=now,
-        )
+        pending_record(t, base + i, run_at, now)
         for i, (t, run_at) in enumerate(zip(tasks, run_ats, strict=True), 1)
     ]
 
