@@ -37,6 +37,8 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, Unpack, overload
 from uuid import UUID
 
+import pydantic_core
+
 from taskward.errors import (
     ClosedError,
     ConfigurationError,
@@ -79,7 +81,7 @@ def _on_home_loop(
 
     async def run(self: App, /, *args: P.args, **kwargs: P.kwargs) -> T:
         home = self._home
-        if home is not None and home.is_running() and home is not asyncio.get_running_loop():
+        if home is not None and home is not asyncio.get_running_loop() and home.is_running():
             future = asyncio.run_coroutine_threadsafe(method(self, *args, **kwargs), home)
             return await asyncio.wrap_future(future)
         return await method(self, *args, **kwargs)
@@ -112,6 +114,11 @@ def _decode(text: str | None) -> tuple[bool, Any]:
     if text is None:
         return False, None
     try:
+        return True, pydantic_core.from_json(text)  # about 7 times faster than json.loads
+    except ValueError:
+        pass
+    try:
+        # What from_json refuses but json reads: lone surrogates, nesting deeper than 200.
         return True, json.loads(text)
     except (ValueError, TypeError, RecursionError):
         return False, None
@@ -599,6 +606,23 @@ class App:
             timeout=timeout,
             **kwargs,
         )
+        return await self._submit_one(new, connection)
+
+    async def _submit_one(self, new: NewTask, connection: Any = None) -> TaskInfo:
+        """`submit_many` of one prepared task: the path of every ``submit``.
+
+        When this loop is the app's home and its store is open (the usual case), it goes
+        straight to the store; anything else takes `submit_many`'s way.
+        """
+        store = self._store
+        if (
+            connection is None
+            and store is not None
+            and self._opening is None
+            and self._home is asyncio.get_running_loop()
+            and not self._closed
+        ):
+            return _inserted_info((await store.insert([new]))[0])
         return (await self.submit_many([new], connection=connection))[0]
 
     @_on_home_loop

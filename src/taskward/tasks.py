@@ -316,7 +316,8 @@ class TaskFunction(Generic[P, R]):
                 raise self._error(f"args must be a mapping of names to values, got {args!r}")
             args = dict(args)
         try:
-            return self.model.model_validate(args)
+            # The model's own validator: `model_validate` less its Python wrapper.
+            return self.model.__pydantic_validator__.validate_python(args)  # type: ignore[no-any-return]
         except pydantic.ValidationError as exc:
             raise self._error(format_validation_error(exc)) from None
 
@@ -324,7 +325,8 @@ class TaskFunction(Generic[P, R]):
         """The arguments validated, as the JSON text stored with the task."""
         model = self._validate(args)
         try:
-            text = model.model_dump_json(by_alias=True)
+            # `model_dump_json(by_alias=True)` less its Python wrapper.
+            text = self.model.__pydantic_serializer__.to_json(model, by_alias=True).decode()
         except pydantic_core.PydanticSerializationError as exc:
             raise self._error(f"not JSON-serialisable: {exc}") from None
         if not self._json_native:
@@ -341,6 +343,8 @@ class TaskFunction(Generic[P, R]):
     def _bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         # Positional arguments are named here; missing and unknown names are the model's to
         # report (inspect.Signature.bind would cost more than the validation itself).
+        if not args:
+            return kwargs  # a dict of the call's own
         if len(args) > len(self._positional):
             raise self._error(
                 f"takes {len(self._positional)} positional arguments but {len(args)} were given"
@@ -474,8 +478,8 @@ class TaskFunction(Generic[P, R]):
         ``connection``: with PostgreSQL, the caller's asyncpg connection inside its own
         transaction; the task exists (and runs) only if that transaction commits.
         """
-        new = self.prepare(
-            *args,
+        new = self._new_task(
+            self._to_json(self._bind(args, kwargs)),  # `prepare`, one call shorter
             name=name,
             priority=priority,
             queue=queue,
@@ -483,15 +487,14 @@ class TaskFunction(Generic[P, R]):
             run_at=run_at,
             max_attempts=max_attempts,
             timeout=timeout,
-            **kwargs,
         )
-        return (await self.app.submit_many([new], connection=connection))[0]
+        return await self.app._submit_one(new, connection)
 
     async def submit_args(
         self, args: Mapping[str, Any] | None = None, **options: Unpack[SubmitOptions]
     ) -> TaskInfo:
         """`submit` with the arguments as one dict (for parameters named like an option)."""
-        return (await self.app.submit_many([self.prepare_args(args, **options)]))[0]
+        return await self.app._submit_one(self.prepare_args(args, **options))
 
     def submit_sync(
         self,

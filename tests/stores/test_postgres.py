@@ -363,8 +363,9 @@ async def test_statements_share_the_held_connection_and_the_pool(pg_url: str) ->
         # More statements at once than connections: one on the held, the rest pooled.
         got = await asyncio.gather(*(store.get(r.id) for r in rows * 10))
         assert got == rows * 10
-        # A statement cancelled mid-flight gives its connection back to the pool, which
-        # waits the cancel out; the statements after it run at once.
+        # A statement cancelled mid-flight closes the held connection in the background
+        # (after the server's cancel); the statements after it run at once, on a new one.
+        held = store._held
         slow = asyncio.create_task(store._execute("SELECT pg_sleep(5)"))
         await asyncio.sleep(0.2)
         slow.cancel()
@@ -373,6 +374,41 @@ async def test_statements_share_the_held_connection_and_the_pool(pg_url: str) ->
         started = time.monotonic()
         assert await asyncio.gather(*(store.get(r.id) for r in rows)) == rows
         assert time.monotonic() - started < 2
+        assert held is not None
+        assert store._held is not held
+
+        async def closed() -> bool:
+            return held.is_closed()
+
+        await eventually(closed)
+
+
+async def test_a_held_statement_that_outlasts_the_command_timeout_fails(pg_url: str) -> None:
+    # The held connection has no timer per statement: a watchdog ends an overdue one.
+    async with opened(pg_url, command_timeout=0.4) as store:
+        [row] = await store.insert([new()])
+        started = time.monotonic()
+        with pytest.raises(StoreError, match=r"command_timeout=0\.4") as info:
+            await store._execute("SELECT pg_sleep(30)")
+        assert 0.4 <= time.monotonic() - started < 3
+        assert isinstance(info.value.__cause__, TimeoutError)
+        assert await store.get(row.id) == row  # the next statement connects anew
+
+
+async def test_prepared_statements_survive_a_schema_change(pg_url: str) -> None:
+    # The held connection prepares the store's statements once; a column added under it
+    # makes the plans of `SELECT *` stale, which the store prepares again, unseen.
+    async with opened(pg_url) as store, connection(pg_url) as admin:
+        [row] = await store.insert([new()])
+        assert await store.get(row.id) == row
+        assert store._held_stmts
+        await admin.execute("ALTER TABLE taskward_tasks ADD COLUMN extra integer")
+        try:
+            assert await store.get(row.id) == row
+            [other] = await store.insert([new()])
+            assert await store.get(other.id) == other
+        finally:
+            await admin.execute("ALTER TABLE taskward_tasks DROP COLUMN extra")
 
 
 async def test_one_maintenance_leader_at_a_time(pg_url: str) -> None:

@@ -35,6 +35,7 @@ import contextlib
 import dataclasses
 import logging
 import re
+import time
 from collections.abc import Callable, Mapping, Sequence
 from importlib import resources
 from typing import Any, Literal
@@ -181,9 +182,14 @@ class PostgresStore:
         self._command_timeout = command_timeout
         self._where = _describe(url)
         self._pool: asyncpg.Pool[asyncpg.Record] | None = None
-        # One pooled connection held for single statements while no other statement uses it.
-        self._held: asyncpg.pool.PoolConnectionProxy[asyncpg.Record] | None = None
+        # A connection of the store's own for single statements while no other statement
+        # uses it (see `_pooled`), watched by `_watch_held` instead of a timer per statement.
+        self._held: asyncpg.Connection[asyncpg.Record] | None = None
         self._held_busy = False
+        self._held_since = 0.0  # time.monotonic() when its running statement was sent
+        self._held_overdue: asyncpg.Connection[asyncpg.Record] | None = None
+        self._held_stmts: dict[str, asyncpg.prepared_stmt.PreparedStatement[asyncpg.Record]] = {}
+        self._watchdog: asyncio.Task[None] | None = None
         self._releasing: set[asyncio.Task[None]] = set()
         self._open_lock: asyncio.Lock | None = None
         self._change = ChangeSignal()
@@ -225,6 +231,8 @@ class PostgresStore:
                 await _close_pool(pool)
                 raise
             self._pool = pool
+            if self._command_timeout is not None:
+                self._watchdog = asyncio.get_running_loop().create_task(self._watch_held())
 
     async def migrate(self) -> int:
         """Create or upgrade the schema to `SCHEMA_VERSION`; return the version found before.
@@ -256,20 +264,22 @@ class PostgresStore:
         pool, self._pool = self._pool, None
         held, self._held = self._held, None
         listener, self._listener = self._listener, None
+        watchdog, self._watchdog = self._watchdog, None
         leader, self._leader = self._leader, None
         self._leading = False
         self._change.notify()
-        if listener is not None:
-            listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await listener
+        for task in (listener, watchdog):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if leader is not None:
             await _close_conn(leader)
+        if held is not None:
+            await _close_conn(held)
+        if self._releasing:
+            await asyncio.wait(self._releasing, timeout=5.0)
         if pool is not None:
-            if held is not None:
-                await _release(pool, held)
-            if self._releasing:
-                await asyncio.wait(self._releasing, timeout=5.0)
             await _close_pool(pool)
 
     async def now(self) -> float:
@@ -295,6 +305,8 @@ class PostgresStore:
         """
         if not tasks:
             return []
+        if connection is None and len(tasks) == 1:
+            return [await self._insert_one(tasks[0])]
         check_batch_names(tasks)
         for t in tasks:
             resolve_run_at(t, 0.0)  # refuses delay and run_at together, before any I/O
@@ -314,6 +326,30 @@ class PostgresStore:
         if connection is None:
             self._change.notify()  # this process's waiters need not wait for the NOTIFY
         return records
+
+    async def _insert_one(self, t: NewTask) -> TaskRecord:
+        """One task in its own transaction: the path of every single submit, kept short."""
+        if t.delay is not None and t.run_at is not None:
+            resolve_run_at(t, 0.0)  # raises, before any I/O
+        params = (
+            None if self._clock is None else self._clock(),
+            t.id,
+            t.task,
+            t.args,
+            t.name,
+            t.priority,
+            t.queue,
+            t.max_attempts,
+            t.timeout,
+            t.delay,
+            t.run_at,
+        )
+        try:
+            seq, run_at, created_at = await self._pooled("fetchrow", _SQL["insert_one"], params)
+        except asyncpg.UniqueViolationError as e:
+            raise _insert_conflict(e) from None
+        self._change.notify()  # this process's waiters need not wait for the NOTIFY
+        return pending_record(t, seq, run_at, created_at)
 
     async def _insert_rows(self, tasks: Sequence[NewTask], connection: Any) -> list[TaskRecord]:
         """INSERT ... VALUES for one task, INSERT ... SELECT FROM unnest(...) for several."""
@@ -687,12 +723,16 @@ class PostgresStore:
                 " run `taskward migrate` (with --db or TASKWARD_DB naming this database)"
             )
 
-    async def _connect(self) -> asyncpg.Connection[asyncpg.Record]:
-        """A connection of its own (not from the pool), for sessions that outlive a query."""
+    async def _connect(self, *, timed: bool = True) -> asyncpg.Connection[asyncpg.Record]:
+        """A connection of its own (not from the pool), for sessions that outlive a query.
+
+        ``timed``: each statement gets asyncpg's ``command_timeout`` timer; the held
+        connection goes without (its statements are watched by `_watch_held`).
+        """
         try:
             conn: asyncpg.Connection[asyncpg.Record] = await asyncpg.connect(
                 self.url,
-                command_timeout=self._command_timeout,
+                command_timeout=self._command_timeout if timed else None,
                 server_settings=self._server_settings(),
             )
         except _DB_ERRORS as e:
@@ -753,9 +793,16 @@ class PostgresStore:
         """Run one statement (its own transaction); connection failures are `StoreError`.
 
         The statement runs on the store's held connection when no other statement is using
-        it, else on one from the pool. (asyncpg's pool costs about 35 us of CPU per acquire
-        and release, a tenth of a one-row insert; the held connection makes callers that
-        go one statement at a time, such as a loop of submits, pay none of it.)
+        it, else on one from the pool. On the held connection the store's own statements
+        (those of the ``.sql`` files) that return rows run as prepared statements, each
+        prepared once per connection. (Against about 100 us of client CPU for a whole
+        one-row insert, asyncpg's pool costs about 35 us per acquire and release, its
+        per-statement timeout timer about 15 us and its statement cache lookup a few: a
+        loop of submits pays none of them.)
+
+        Anything but an error the server sent back (a lost connection, a cancelled call, a
+        statement overdue) closes the held connection in the background, after the server
+        has cancelled its statement, and the next statement connects anew.
 
         A connection that died while idle (a restarted or failed-over server, a terminated
         session) is only found out when used: a statement that provably never reached the
@@ -770,9 +817,38 @@ class PostgresStore:
             try:
                 if self._held_busy:
                     return await getattr(pool, method)(sql, *args)
-                return await self._on_held(pool, method, sql, args)
+                self._held_busy = True
+                conn = self._held
+                try:
+                    if conn is None:
+                        conn = await self._connect(timed=False)
+                        self._held, self._held_stmts = conn, {}
+                    self._held_since = time.monotonic()
+                    stmt = self._held_stmts.get(sql)
+                    if stmt is None:
+                        if method == "execute" or sql not in _PREPARED:
+                            return await getattr(conn, method)(sql, *args)
+                        stmt = self._held_stmts[sql] = await conn.prepare(sql)
+                    return await getattr(stmt, method)(*args)
+                except BaseException as e:
+                    if isinstance(e, asyncpg.PostgresError) and not isinstance(e, _LOST):
+                        raise  # the server's answer: the connection is fine
+                    self._drop_held(conn)
+                    if conn is not None and conn is self._held_overdue:
+                        raise TimeoutError(
+                            f"no answer within command_timeout={self._command_timeout} s"
+                        ) from None
+                    raise
+                finally:
+                    self._held_busy = False
             except asyncpg.UniqueViolationError:
                 raise  # the caller knows which name or schedule it was
+            except asyncpg.InvalidCachedStatementError as e:
+                # A schema change made the prepared plan stale; the server ran nothing.
+                self._held_stmts.pop(sql, None)
+                if attempt < 2:
+                    continue
+                raise self._error(e) from e
             except _DB_ERRORS as e:
                 unsent = isinstance(e, asyncpg.exceptions.InternalClientError)
                 lost = isinstance(e, _LOST) and not isinstance(e, asyncpg.CannotConnectNowError)
@@ -781,43 +857,31 @@ class PostgresStore:
                 raise self._error(e) from e
         raise AssertionError("unreachable")
 
-    async def _on_held(
-        self, pool: asyncpg.Pool[asyncpg.Record], method: str, sql: str, args: tuple[Any, ...]
-    ) -> Any:
-        """One statement on the held connection (taken from the pool when there is none).
-
-        Anything but an error the server sent back (a lost connection, a cancelled call)
-        gives the connection back to the pool, which mends or replaces it, and the next
-        statement takes another.
-        """
-        self._held_busy = True
-        conn = self._held
-        try:
-            if conn is None:
-                conn = self._held = await pool.acquire()
-            return await getattr(conn, method)(sql, *args)
-        except asyncpg.PostgresError as e:
-            if isinstance(e, _LOST):
-                self._drop_held(pool, conn)
-            raise
-        except BaseException:
-            self._drop_held(pool, conn)
-            raise
-        finally:
-            self._held_busy = False
-
-    def _drop_held(
-        self,
-        pool: asyncpg.Pool[asyncpg.Record],
-        conn: asyncpg.pool.PoolConnectionProxy[asyncpg.Record] | None,
-    ) -> None:
+    def _drop_held(self, conn: asyncpg.Connection[asyncpg.Record] | None) -> None:
         if conn is None or conn is not self._held:
             return
-        self._held = None
-        # The pool waits out a cancelled statement before it lends the connection again.
-        task = asyncio.get_running_loop().create_task(_release(pool, conn))
+        self._held, self._held_stmts = None, {}
+        # Closing waits out the server's cancel of a statement cut short (at most 1 s).
+        task = asyncio.get_running_loop().create_task(_close_conn(conn))
         self._releasing.add(task)
         task.add_done_callback(self._releasing.discard)
+
+    async def _watch_held(self) -> None:
+        """End the held connection when its statement outlasts ``command_timeout``.
+
+        One check every quarter of the timeout (at most every 5 s) rather than a timer per
+        statement; the overdue statement fails with `StoreError` (a `TimeoutError` cause).
+        """
+        limit = self._command_timeout
+        assert limit is not None
+        while True:
+            await asyncio.sleep(min(limit / 4, 5.0))
+            conn = self._held
+            overdue = self._held_busy and time.monotonic() - self._held_since > limit
+            if conn is not None and overdue:
+                logger.warning("%s: a statement outlasted %s s", self._where, limit)
+                self._held_overdue = conn
+                conn.terminate()
 
     async def _changed(self, sql: str, *args: Any) -> bool:
         return _affected(await self._execute(sql, *args)) == 1
@@ -948,6 +1012,8 @@ def _insert_conflict(e: asyncpg.UniqueViolationError) -> Exception:
 
 # Which statements are plain reads (safe to send again after a lost connection), by text.
 _READS: dict[str, bool] = {}
+# The statements the held connection prepares: the store's own, never text built per call.
+_PREPARED = frozenset(_SQL.values()) | frozenset(_SCHEDULE_SQL.values())
 
 
 def _is_read(sql: str) -> bool:
@@ -1014,16 +1080,6 @@ async def _close_conn(conn: asyncpg.Connection[asyncpg.Record]) -> None:
     """Close a connection, politely if it answers within a second."""
     try:
         await asyncio.wait_for(conn.close(), 1.0)
-    except (TimeoutError, *_DB_ERRORS):
-        conn.terminate()
-
-
-async def _release(
-    pool: asyncpg.Pool[asyncpg.Record], conn: asyncpg.pool.PoolConnectionProxy[asyncpg.Record]
-) -> None:
-    """Give a connection back to its pool; one the pool cannot take back is closed."""
-    try:
-        await asyncio.wait_for(pool.release(conn), 5.0)
     except (TimeoutError, *_DB_ERRORS):
         conn.terminate()
 
