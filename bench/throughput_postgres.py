@@ -5,7 +5,7 @@ CREATEDB privilege) and dropped afterwards; baselines are plain SQL through asyn
 same schema, in the same process:
 
 - submit_one: ``await fn.submit(...)`` one by one, against plain one-row INSERTs, each its
-  own commit; the two take turns in ten rounds;
+  own commit; the two take turns in fifty rounds;
 - submit_bulk: ``fn.prepare`` (validation) of N tasks and one ``app.submit_many`` of them,
   against one ``executemany`` INSERT transaction; best of three turns each;
 - process_1 / process_4: N no-op tasks run by 1 or 4 ``taskward worker`` processes (started
@@ -95,7 +95,7 @@ async def fresh_db(base: str, tag: str) -> AsyncIterator[str]:
         await admin.close()
 
 
-async def bench_submit_one(base: str, n: int, rounds: int = 10) -> dict[str, Any]:
+async def bench_submit_one(base: str, n: int, rounds: int = 50) -> dict[str, Any]:
     """Taskward and the raw INSERT take turns, ``n / rounds`` submits at a time, so a busy
     spell of this shared machine slows both alike rather than one of them."""
     async with fresh_db(base, "one") as url:

@@ -172,6 +172,7 @@ def task_info(record: TaskRecord) -> TaskInfo:
 def _inserted_info(record: TaskRecord) -> TaskInfo:
     """`task_info` of a task just inserted: Pending, with no start, outcome or progress yet."""
     ok, args = _decode(record.args)
+    created_at = datetime.fromtimestamp(record.created_at, UTC)
     return TaskInfo(
         id=record.id,
         name=record.name,
@@ -182,8 +183,8 @@ def _inserted_info(record: TaskRecord) -> TaskInfo:
         queue=record.queue,
         attempts=record.attempts,
         max_attempts=record.max_attempts,
-        created_at=datetime.fromtimestamp(record.created_at, UTC),
-        run_at=datetime.fromtimestamp(record.run_at, UTC),
+        created_at=created_at,
+        run_at=created_at if record.run_at == record.created_at else from_timestamp(record.run_at),
     )
 
 

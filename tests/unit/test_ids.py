@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import copy
+import os
+import pickle
+import threading
 import time
 import uuid
 
@@ -30,3 +34,47 @@ def test_later_ids_sort_after_earlier_ones() -> None:
     first = new_task_id()
     time.sleep(0.002)  # next millisecond: the time prefix decides the order
     assert new_task_id() > first
+
+
+def test_ids_are_ordinary_uuids() -> None:
+    # Built without UUID.__init__'s checks: each must still be the UUID of its int.
+    task_id = new_task_id()
+    twin = uuid.UUID(int=task_id.int)
+    assert task_id == twin
+    assert hash(task_id) == hash(twin)
+    assert str(task_id) == str(twin)
+    assert uuid.UUID(str(task_id)) == task_id
+    assert task_id.is_safe is uuid.SafeUUID.unknown
+    assert pickle.loads(pickle.dumps(task_id)) == task_id
+    assert copy.deepcopy(task_id) == task_id
+    assert {task_id: 1}[twin] == 1
+
+
+def test_threads_and_forked_children_draw_different_random_bits() -> None:
+    random_bits = 0x0FFF_3FFF_FFFF_FFFF_FFFF
+    per_thread: list[list[int]] = [[] for _ in range(4)]
+
+    def draw(out: list[int]) -> None:
+        out.extend(new_task_id().int & random_bits for _ in range(2_000))
+
+    threads = [threading.Thread(target=draw, args=(out,)) for out in per_thread]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    drawn = [bits for out in per_thread for bits in out]
+    assert len(set(drawn)) == len(drawn)
+
+    # A child forked with unused bytes in the buffer must not hand out the parent's.
+    new_task_id()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child
+        os.close(read)
+        os.write(write, str(new_task_id().int & random_bits).encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        child_bits = int(pipe.read())
+    os.waitpid(pid, 0)
+    assert child_bits != new_task_id().int & random_bits

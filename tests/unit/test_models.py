@@ -186,12 +186,18 @@ def test_quick_init_refuses_what_it_does_not_handle() -> None:
 
         def __post_init__(self) -> None: ...
 
-    for cls in (Factory, Post):
+    @dataclasses.dataclass(frozen=True)
+    class NoSlots:  # fields set through their slots need slots
+        a: int
+
+    for cls in (Factory, Post, NoSlots):
         with pytest.raises(TypeError, match="quick_init"):
             quick_init(cls)
 
 
 def test_the_hot_records_use_quick_init() -> None:
     for cls in (TaskInfo, NewTask, TaskRecord):
-        assert "_set" in cls.__init__.__code__.co_varnames  # ours, not the dataclass's
+        names = cls.__init__.__code__.co_names  # ours, not the dataclass's
+        assert "_slot_id" in names
+        assert "__setattr__" not in names
         assert cls.__init__.__qualname__ == f"{cls.__name__}.__init__"
