@@ -11,7 +11,7 @@ import enum
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import MemberDescriptorType
@@ -159,13 +159,36 @@ def quick_init(cls: type[_T]) -> type[_T]:
             params.append(f"{f.name}=_default_{f.name}")
         env[f"_slot_{f.name}"] = cls.__dict__[f.name].__set__
         lines.append(f"    _slot_{f.name}(self, {f.name})")
-    source = f"def __init__(self, *, {', '.join(params)}):\n" + "\n".join(lines) + "\n"
+    body = "\n".join(lines) + "\n"
+    signature = ", ".join(params)
+    source = (
+        f"def __init__(self, *, {signature}):\n{body}"
+        f"def make(*, {signature}):\n    self = _new(_cls)\n{body}    return self\n"
+    )
+    env.update(_new=object.__new__, _cls=cls)
     exec(source, env)  # our own fixed text, as dataclasses itself does
     init = env["__init__"]
     init.__qualname__ = f"{cls.__qualname__}.__init__"
     init.__annotations__ = dict(cls.__init__.__annotations__)
     cls.__init__ = init  # type: ignore[method-assign]
+    make = env["make"]
+    make.__qualname__ = f"quick_factory({cls.__qualname__})"
+    _FACTORIES[cls] = make
     return cls
+
+
+_FACTORIES: dict[type, Callable[..., Any]] = {}
+
+
+def quick_factory(cls: type[_T]) -> Callable[..., _T]:
+    """A function that builds a `quick_init` class from the same keyword arguments.
+
+    Calling a class passes its keyword arguments through a dict, to ``__new__`` and then to
+    ``__init__``; this function takes them directly, which is about a quarter cheaper again.
+    For the hot spots that build records by the thousand; it is typed loosely (``...``), so
+    call it from a function whose own parameters are typed.
+    """
+    return _FACTORIES[cls]
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ from taskward.models import (
     TaskInfo,
     check_transition,
     from_timestamp,
+    quick_factory,
     quick_init,
 )
 from taskward.stores.base import NewTask, TaskRecord
@@ -173,6 +174,23 @@ def test_quick_init_keeps_the_dataclass_contract() -> None:
         _Sample(a=1, d=2)  # type: ignore[call-arg]
     assert dataclasses.replace(sample, b="z") == _Sample(a=1, b="z")
     assert list(inspect.signature(_Sample).parameters) == ["a", "b", "c"]
+
+
+def test_quick_factory_builds_what_the_class_builds() -> None:
+    make = quick_factory(_Sample)
+    assert make(a=1) == _Sample(a=1)
+    assert make(a=2, b="y", c=(3,)) == _Sample(a=2, b="y", c=(3,))
+    assert type(make(a=1)) is _Sample
+    with pytest.raises(TypeError, match="a"):
+        make()
+    with pytest.raises(TypeError):
+        make(1)
+    with pytest.raises(TypeError, match="d"):
+        make(a=1, d=2)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        make(a=1).a = 2  # type: ignore[misc]
+    for cls in (TaskInfo, NewTask, TaskRecord):
+        assert quick_factory(cls) is quick_factory(cls)
 
 
 def test_quick_init_refuses_what_it_does_not_handle() -> None:

@@ -50,7 +50,7 @@ from taskward.errors import (
     InvalidTransitionError,
     StoreError,
 )
-from taskward.models import Status
+from taskward.models import Status, quick_factory
 from taskward.stores.base import (
     ChangeSignal,
     Counts,
@@ -1025,10 +1025,13 @@ def _affected(status: str) -> int:
     return int(status.rsplit(" ", 1)[-1])
 
 
+_new_record = quick_factory(TaskRecord)  # TaskRecord(...), a quarter cheaper
+
+
 def _record(row: asyncpg.Record) -> TaskRecord:
     """A row as a `TaskRecord`; a row this code could not have written is a `StoreError`."""
     try:
-        return TaskRecord(
+        return _new_record(
             id=row["id"],
             seq=row["seq"],
             task=row["task"],

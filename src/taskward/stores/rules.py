@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from taskward.errors import DuplicateNameError, InvalidTransitionError
-from taskward.models import FINISHED, Status
+from taskward.models import FINISHED, Status, quick_factory
 from taskward.stores.base import NewTask, TaskRecord
 
 _CURSOR_PREFIX = "seq:"
@@ -36,9 +36,12 @@ def decode_cursor(cursor: str) -> int:
     return int(digits)
 
 
+_new_record = quick_factory(TaskRecord)  # TaskRecord(...), a quarter cheaper
+
+
 def pending_record(task: NewTask, seq: int, run_at: float, created_at: float) -> TaskRecord:
     """The record of a task just inserted: Pending, never attempted."""
-    return TaskRecord(
+    return _new_record(
         id=task.id,
         seq=seq,
         task=task.task,

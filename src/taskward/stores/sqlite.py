@@ -44,7 +44,7 @@ from typing import Any, TypeVar, TypeVarTuple, cast
 from uuid import UUID
 
 from taskward.errors import ConfigurationError, InvalidTransitionError, StoreError
-from taskward.models import Status
+from taskward.models import Status, quick_factory
 from taskward.stores.base import (
     ChangeSignal,
     Counts,
@@ -1004,10 +1004,13 @@ def _pragma(conn: sqlite3.Connection, sql: str) -> Any:
     return conn.execute(sql).fetchone()[0]
 
 
+_new_record = quick_factory(TaskRecord)  # TaskRecord(...), a quarter cheaper
+
+
 def _record(row: Sequence[Any]) -> TaskRecord:
     """A row as a `TaskRecord`; a row this code could not have written is a `StoreError`."""
     try:
-        return TaskRecord(
+        return _new_record(
             seq=row[0],
             id=UUID(row[1]),
             task=row[2],
