@@ -172,10 +172,20 @@ def task_info(record: TaskRecord) -> TaskInfo:
     )
 
 
-def _inserted_info(record: TaskRecord) -> TaskInfo:
-    """`task_info` of a task just inserted: Pending, with no start, outcome or progress yet."""
+def _inserted_info(record: TaskRecord, times: dict[float, datetime] | None = None) -> TaskInfo:
+    """`task_info` of a task just inserted: Pending, with no start, outcome or progress yet.
+
+    ``times``: creation datetimes already made, by timestamp: the tasks of one batch share
+    their creation time (and, unless delayed, their due time), so one datetime serves all.
+    """
     ok, args = _decode(record.args)
-    created_at = datetime.fromtimestamp(record.created_at, UTC)
+    created_ts, run_ts = record.created_at, record.run_at
+    created_at = None if times is None else times.get(created_ts)
+    if created_at is None:
+        created_at = datetime.fromtimestamp(created_ts, UTC)
+        if times is not None:
+            times[created_ts] = created_at
+    run_at = created_at if run_ts == created_ts else datetime.fromtimestamp(run_ts, UTC)
     return _new_info(
         id=record.id,
         name=record.name,
@@ -187,7 +197,7 @@ def _inserted_info(record: TaskRecord) -> TaskInfo:
         attempts=record.attempts,
         max_attempts=record.max_attempts,
         created_at=created_at,
-        run_at=created_at if record.run_at == record.created_at else from_timestamp(record.run_at),
+        run_at=run_at,
     )
 
 
@@ -656,7 +666,8 @@ class App:
                 "submitting with connection= needs a PostgreSQL store; this app's store is"
                 f" {type(store).__name__}"
             )
-        return [_inserted_info(row) for row in rows]
+        times: dict[float, datetime] = {}
+        return [_inserted_info(row, times) for row in rows]
 
     @_on_home_loop
     async def get(self, task_id: UUID | str) -> TaskInfo | None:

@@ -29,7 +29,7 @@ import pydantic
 import pydantic_core
 
 from taskward.errors import ConfigurationError, InvalidArgumentsError
-from taskward.models import new_task_id
+from taskward.models import new_task_id, quick_factory
 from taskward.retry import Backoff
 from taskward.stores.base import NewTask
 
@@ -46,6 +46,8 @@ MAX_NAME_LENGTH = 200
 MAX_INT32 = 2**31 - 1
 MIN_PRIORITY = -(2**31)
 MAX_PRIORITY = MAX_INT32
+
+_make_new_task = quick_factory(NewTask)  # NewTask(...), a quarter cheaper
 
 _MODEL_CONFIG = pydantic.ConfigDict(
     extra="forbid",
@@ -447,7 +449,7 @@ class TaskFunction(Generic[P, R]):
                 max_attempts=max_attempts,
                 timeout=timeout,
             )
-        return NewTask(
+        return _make_new_task(
             id=new_task_id(),
             task=self.name,
             args=args_text,
