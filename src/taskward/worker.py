@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
+import pydantic_core
+
 from taskward.errors import LeaseLostError, TaskwardError, UnknownTaskError
 from taskward.manager import Retention, TaskManager
 from taskward.models import Progress, Status
@@ -33,6 +35,7 @@ from taskward.stores.base import Outcome, Store, TaskRecord
 
 if TYPE_CHECKING:
     from taskward.app import App
+    from taskward.tasks import TaskFunction
 
 __all__ = ["Pruning", "Worker"]
 
@@ -287,18 +290,18 @@ class Worker:
                 "in this worker's app"
             )
         try:
-            args = json.loads(record.args)
+            args = _read_json(record.args)
             if not isinstance(args, dict):
                 raise TypeError(f"arguments must be a JSON object, not {type(args).__name__}")
             kwargs = fn.validate_json_args(args)
         except (ValueError, TypeError) as exc:
             return _Outcome.fatal(f"the stored arguments cannot be used: {exc}")
         try:
-            async with asyncio.timeout(record.timeout):
-                if fn.is_async:
-                    result = await fn.fn(**kwargs)
-                else:
-                    result = await asyncio.to_thread(fn.fn, **kwargs)
+            if record.timeout is None:  # most tasks: no timeout context to set up
+                result = await _invoke(fn, kwargs)
+            else:
+                async with asyncio.timeout(record.timeout):
+                    result = await _invoke(fn, kwargs)
         except asyncio.CancelledError:
             if run.cancel is None:
                 raise  # not ours: let it stop the worker
@@ -328,7 +331,8 @@ class Worker:
         assert token is not None
         if run.cancel == "lost":
             return  # another worker owns it now; anything we wrote would be refused anyway
-        await self._store_call(lambda: self._write_progress(run))
+        if self._progress_changed(run):
+            await self._store_call(lambda: self._write_progress(run))
         write: Callable[[], Awaitable[bool]]
         if run.cancel == "stop":
             logger.info("task %s (%s) released for another worker", record.id, record.task)
@@ -552,6 +556,11 @@ class Worker:
             await asyncio.sleep(rescue_every)
             since_prune += rescue_every
 
+    def _progress_changed(self, run: _Run) -> bool:
+        assert self._manager is not None
+        p = self._manager.progress_of(str(run.record.id))
+        return p is not None and p != run.progress
+
     async def _write_progress(self, run: _Run) -> None:
         """Write the run's progress if it changed since the last write."""
         assert self._manager is not None
@@ -564,6 +573,22 @@ class Worker:
             run.record.lease_token or "",
             json.dumps({"done": p.done, "total": p.total, "message": p.message}),
         )
+
+
+def _invoke(fn: TaskFunction[Any, Any], kwargs: dict[str, Any]) -> Awaitable[Any]:
+    """The task function's call: a coroutine, or a thread for a plain function."""
+    if fn.is_async:
+        return fn.fn(**kwargs)  # type: ignore[no-any-return]
+    return asyncio.to_thread(fn.fn, **kwargs)
+
+
+def _read_json(text: str) -> Any:
+    """JSON text as Python values: pydantic_core's reader, about 7 times faster than json's;
+    json's for what that one refuses (lone surrogates, nesting deeper than 200)."""
+    try:
+        return pydantic_core.from_json(text)
+    except ValueError:
+        return json.loads(text)
 
 
 class _Finisher:
