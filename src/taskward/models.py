@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import json
 import os
 import threading
 import time
@@ -17,6 +18,8 @@ from datetime import UTC, datetime
 from types import MemberDescriptorType
 from typing import Any, TypeVar
 from uuid import UUID, SafeUUID
+
+import pydantic_core
 
 from taskward.errors import InvalidTransitionError
 
@@ -127,6 +130,19 @@ def _uuid_from_int(value: int) -> UUID:
     object.__setattr__(uid, "int", value)
     object.__setattr__(uid, "is_safe", SafeUUID.unknown)
     return uid
+
+
+def read_json(text: str | bytes) -> Any:
+    """JSON text as Python values; ValueError (or RecursionError) if it is not JSON.
+
+    pydantic_core's reader, about 7 times faster than the json module's, and the json
+    module's for what that one refuses but json reads: lone surrogates, nesting deeper
+    than 200.
+    """
+    try:
+        return pydantic_core.from_json(text)
+    except ValueError:
+        return json.loads(text)
 
 
 def from_timestamp(ts: float | None) -> datetime | None:

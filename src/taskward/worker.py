@@ -24,11 +24,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
-import pydantic_core
-
 from taskward.errors import LeaseLostError, TaskwardError, UnknownTaskError
 from taskward.manager import Retention, TaskManager
-from taskward.models import Progress, Status
+from taskward.models import Progress, Status, read_json
 from taskward.scheduler import run_schedules
 from taskward.stores import redact_url
 from taskward.stores.base import Outcome, Store, TaskRecord
@@ -290,7 +288,7 @@ class Worker:
                 "in this worker's app"
             )
         try:
-            args = _read_json(record.args)
+            args = read_json(record.args)
             if not isinstance(args, dict):
                 raise TypeError(f"arguments must be a JSON object, not {type(args).__name__}")
             kwargs = fn.validate_json_args(args)
@@ -331,7 +329,7 @@ class Worker:
         assert token is not None
         if run.cancel == "lost":
             return  # another worker owns it now; anything we wrote would be refused anyway
-        if self._progress_changed(run):
+        if self._new_progress(run) is not None:  # most runs report none
             await self._store_call(lambda: self._write_progress(run))
         write: Callable[[], Awaitable[bool]]
         if run.cancel == "stop":
@@ -556,16 +554,16 @@ class Worker:
             await asyncio.sleep(rescue_every)
             since_prune += rescue_every
 
-    def _progress_changed(self, run: _Run) -> bool:
+    def _new_progress(self, run: _Run) -> Progress | None:
+        """The run's progress if it changed since the last write, else None."""
         assert self._manager is not None
         p = self._manager.progress_of(str(run.record.id))
-        return p is not None and p != run.progress
+        return None if p is None or p == run.progress else p
 
     async def _write_progress(self, run: _Run) -> None:
         """Write the run's progress if it changed since the last write."""
-        assert self._manager is not None
-        p = self._manager.progress_of(str(run.record.id))
-        if p is None or p == run.progress:
+        p = self._new_progress(run)
+        if p is None:
             return
         run.progress = p
         await self.store.set_progress(
@@ -580,15 +578,6 @@ def _invoke(fn: TaskFunction[Any, Any], kwargs: dict[str, Any]) -> Awaitable[Any
     if fn.is_async:
         return fn.fn(**kwargs)  # type: ignore[no-any-return]
     return asyncio.to_thread(fn.fn, **kwargs)
-
-
-def _read_json(text: str) -> Any:
-    """JSON text as Python values: pydantic_core's reader, about 7 times faster than json's;
-    json's for what that one refuses (lone surrogates, nesting deeper than 200)."""
-    try:
-        return pydantic_core.from_json(text)
-    except ValueError:
-        return json.loads(text)
 
 
 class _Finisher:

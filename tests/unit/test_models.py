@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -22,6 +23,7 @@ from taskward.models import (
     from_timestamp,
     quick_factory,
     quick_init,
+    read_json,
 )
 from taskward.stores.base import NewTask, TaskRecord
 
@@ -219,3 +221,18 @@ def test_the_hot_records_use_quick_init() -> None:
         assert "_slot_id" in names
         assert "__setattr__" not in names
         assert cls.__init__.__qualname__ == f"{cls.__name__}.__init__"
+
+
+def test_read_json_reads_what_the_json_module_reads() -> None:
+    assert read_json('{"a": [1, 2.5, null, true], "b": "\\u00e9"}') == {
+        "a": [1, 2.5, None, True],
+        "b": "\u00e9",
+    }
+    assert read_json("123456789012345678901234567890") == 123456789012345678901234567890
+    # What pydantic_core refuses, the json module's reader still takes.
+    assert read_json('"\\ud800"') == "\ud800"
+    deep = "[" * 300 + "]" * 300
+    assert read_json(deep) == json.loads(deep)
+    for bad in ("", "{", "[1,]", "{'a': 1}", '{"a": 1} x'):
+        with pytest.raises(ValueError):  # noqa: PT011 - the json module says no more
+            read_json(bad)
