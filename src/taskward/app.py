@@ -502,8 +502,9 @@ class App:
         return store
 
     async def workers(self) -> builtins.list[dict[str, Any]]:
-        """The worker processes alive now: id, host, pid, queues, concurrency, running,
-        started_at, last_seen (their beats, every third of a lease)."""
+        """The worker processes alive now: id, host, pid, queues, queue_limits (the queues
+        with a limit of their own), concurrency, running, started_at, last_seen (their
+        beats, every third of a lease)."""
         store = await self._ready()
         out = []
         for w in await store.workers():
@@ -519,6 +520,7 @@ class App:
                     "host": info.get("host"),
                     "pid": info.get("pid"),
                     "queues": info.get("queues"),
+                    "queue_limits": info.get("queue_limits"),
                     "concurrency": info.get("concurrency"),
                     "running": info.get("running"),
                     "started_at": from_timestamp(w.started_at),

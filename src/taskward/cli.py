@@ -190,9 +190,29 @@ def main(ctx: click.Context, db: str | None, app_spec: str | None, verbose: int)
     ctx.obj = _Ctx(db, app_spec)
 
 
+def queues_option(
+    _ctx: click.Context, _param: click.Parameter, value: str | None
+) -> tuple[list[str] | None, dict[str, int]]:
+    """``--queues emails:5,reports:1,default``: the queues served, and their own limits."""
+    if not value:
+        return None, {}
+    from taskward.worker import parse_queues
+
+    try:
+        return parse_queues(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+QUEUES_HELP = (
+    "Comma-separated queues to serve (default: all); NAME:N also runs at most N tasks of that"
+    " queue at once, within --concurrency."
+)
+
+
 @main.command()
 @click.argument("app_spec", required=False)
-@click.option("--queues", help="Comma-separated queues to serve (default: all).")
+@click.option("--queues", callback=queues_option, help=QUEUES_HELP)
 @click.option("--concurrency", type=click.IntRange(1, 10_000), default=10, show_default=True)
 @click.option("--grace", type=click.FloatRange(0), default=15.0, show_default=True)
 @click.option(
@@ -220,7 +240,7 @@ def main(ctx: click.Context, db: str | None, app_spec: str | None, verbose: int)
 def worker(
     obj: _Ctx,
     app_spec: str | None,
-    queues: str | None,
+    queues: tuple[list[str] | None, dict[str, int]],
     concurrency: int,
     grace: float,
     lease: float | None,
@@ -235,7 +255,7 @@ def worker(
     if app_spec:
         obj.app_spec = app_spec
     app = obj.app(need_tasks=True)
-    queue_list = [q.strip() for q in queues.split(",") if q.strip()] if queues else None
+    queue_list, queue_limits = queues
     pruning = (
         None
         if no_prune
@@ -246,6 +266,7 @@ def worker(
             app,
             queues=queue_list,
             concurrency=concurrency,
+            queue_limits=queue_limits,
             grace=grace,
             lease=lease,
             pruning=pruning,
@@ -527,7 +548,12 @@ def stats(obj: _Ctx, as_json: bool) -> None:
     console.print(table)
     console.print(f"{len(workers)} worker(s) alive")
     for w in workers:
-        queues = ",".join(w["queues"]) if w["queues"] else "all queues"
+        limits = w.get("queue_limits") or {}
+        queues = (
+            ",".join(f"{q}:{limits[q]}" if q in limits else q for q in w["queues"])
+            if w["queues"]
+            else "all queues"
+        )
         console.print(
             f"  {w['id']}  {w['running']}/{w['concurrency']} slots busy  {queues}",
             highlight=False,

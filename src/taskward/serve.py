@@ -28,6 +28,7 @@ import uvicorn
 from taskward.api.auth import TOKEN_ENV, token_from_env
 from taskward.api.service import TaskwardAPI
 from taskward.app import App
+from taskward.cli import QUEUES_HELP, queues_option
 from taskward.errors import TaskwardError
 from taskward.signals import on_stop_signals
 from taskward.stores import redact_url
@@ -180,7 +181,7 @@ def _new_loop() -> asyncio.AbstractEventLoop:
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
 @click.option("--no-worker", is_flag=True, help="API only (for replicas; workers run elsewhere).")
 @click.option("--concurrency", type=click.IntRange(1, 10_000), default=10, show_default=True)
-@click.option("--queues", help="Comma-separated queues the worker serves (default: all).")
+@click.option("--queues", callback=queues_option, help=QUEUES_HELP)
 @click.option("--grace", type=click.FloatRange(0), default=15.0, show_default=True)
 @click.option(
     "--insecure",
@@ -196,7 +197,7 @@ def serve(
     port: int,
     no_worker: bool,
     concurrency: int,
-    queues: str | None,
+    queues: tuple[list[str] | None, dict[str, int]],
     grace: float,
     insecure: bool,
     access_log: bool,
@@ -222,8 +223,14 @@ def serve(
     app = _load(app_spec, root.get("db"))
     worker = None
     if not no_worker:
-        queue_list = [q.strip() for q in queues.split(",") if q.strip()] if queues else None
-        worker = Worker(app, queues=queue_list, concurrency=concurrency, grace=grace)
+        queue_list, queue_limits = queues
+        worker = Worker(
+            app,
+            queues=queue_list,
+            concurrency=concurrency,
+            queue_limits=queue_limits,
+            grace=grace,
+        )
     api = TaskwardAPI(app, worker=worker, token=token, run_worker=False)
     sock = _listen(host, port)
     bound_port = sock.getsockname()[1]

@@ -19,7 +19,7 @@ import os
 import socket
 import traceback
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
@@ -43,6 +43,9 @@ logger = logging.getLogger("taskward.worker")
 #: end of a stop's grace) before it is abandoned and its end recorded without it, so that a
 #: cancel takes effect "within about a second" even for a task that ignores it.
 CANCEL_GRACE = 1.0
+# How soon a worker looks again for tasks of a queue that was at its own limit (`queue_limits`):
+# a finished run frees a slot without any change in the store to wake the claim loop.
+LIMITED_QUEUE_POLL = 0.05
 T = TypeVar("T")
 
 
@@ -91,6 +94,7 @@ class Worker:
         *,
         queues: list[str] | None = None,
         concurrency: int = 10,
+        queue_limits: Mapping[str, int] | None = None,
         lease: float | None = None,
         grace: float = 15.0,
         poll_interval: float = 0.5,
@@ -109,6 +113,7 @@ class Worker:
         self.app = app
         self.queues = queues or None
         self.concurrency = concurrency
+        self.queue_limits = _check_queue_limits(self.queues, queue_limits)
         self.lease = lease
         self.heartbeat_every = lease / 3
         self.grace = grace
@@ -190,24 +195,22 @@ class Worker:
             logger.info("worker %s: stopped", self.id)
 
     async def _claim_loop(self, until_idle: bool) -> None:
-        store = self.store
         failures = 0
         while not self._stopping.is_set():
-            free = self.concurrency - self._busy()
-            if free <= 0:
+            asks, at_limit = self._asks()
+            if not asks:  # every slot taken, or every queue at its own limit
                 self._slot_freed.clear()
                 await self._slot_freed.wait()
                 continue
-            try:
-                claimed = await store.claim(self.id, self.queues, free, self.lease)
-                failures = 0
-            except Exception as exc:
-                failures += 1
-                await self._backoff("claim", exc, failures)
-                continue
-            for record in claimed:
+            claimed, more, error = await self._claim(asks)
+            for record in claimed:  # even when a later claim failed: these are leased to us
                 self._start(record)
-            if len(claimed) == free:
+            if error is not None:
+                failures += 1
+                await self._backoff("claim", error, failures)
+                continue
+            failures = 0
+            if more:
                 continue  # maybe more are due: claim again once a slot frees
             if until_idle and not claimed:
                 if not self._runs:
@@ -215,13 +218,61 @@ class Worker:
                 self._slot_freed.clear()
                 await self._slot_freed.wait()
                 continue
-            await self._wait_for_work()
+            # A queue at its own limit gets a slot back without a store change: look again
+            # soon. (When no queue has room, the wait above is for a freed slot instead.)
+            await self._wait_for_work(LIMITED_QUEUE_POLL if at_limit else self.poll_interval)
 
-    async def _wait_for_work(self) -> None:
-        """Sleep until the store signals a change, the poll interval passes, or a stop."""
+    def _asks(self) -> tuple[list[tuple[list[str] | None, int]], bool]:
+        """The claims to make now, (queues, how many), within the free slots and the limits;
+        and whether a queue is at its own limit.
+
+        Queues with a limit of their own come first (each claimed on its own, up to its free
+        slots), then the others together, with what is left.
+        """
+        free = self.concurrency - self._busy()
+        if free <= 0:
+            return [], False
+        if not self.queue_limits:
+            return [(self.queues, free)], False
+        running: dict[str, int] = {}
+        for run in self._runs.values():
+            if not run.writing:
+                queue = run.record.queue
+                running[queue] = running.get(queue, 0) + 1
+        asks: list[tuple[list[str] | None, int]] = []
+        at_limit = False
+        for queue, limit in self.queue_limits.items():
+            room = limit - running.get(queue, 0)
+            at_limit = at_limit or room <= 0
+            if room > 0 and free > 0:
+                asks.append(([queue], min(free, room)))
+                free -= min(free, room)
+        others = [q for q in self.queues or () if q not in self.queue_limits]
+        if others and free > 0:
+            asks.append((others, free))
+        return asks, at_limit
+
+    async def _claim(
+        self, asks: list[tuple[list[str] | None, int]]
+    ) -> tuple[list[TaskRecord], bool, Exception | None]:
+        """Make the claims: what they got, whether one got all it asked for (more may be
+        due), and the error that stopped them, if one did."""
+        claimed: list[TaskRecord] = []
+        more = False
+        for queues, n in asks:
+            try:
+                got = await self.store.claim(self.id, queues, n, self.lease)
+            except Exception as exc:
+                return claimed, more, exc
+            claimed.extend(got)
+            more = more or len(got) == n
+        return claimed, more, None
+
+    async def _wait_for_work(self, timeout: float) -> None:
+        """Sleep until the store signals a change, ``timeout`` passes, or a stop."""
         self._waiting_for_work = True
         try:
-            await self.store.wait_for_change(self.poll_interval)
+            await self.store.wait_for_change(timeout)
         finally:
             self._waiting_for_work = False
 
@@ -458,6 +509,7 @@ class Worker:
             "host": socket.gethostname(),
             "pid": os.getpid(),
             "queues": self.queues,
+            "queue_limits": self.queue_limits or None,
             "concurrency": self.concurrency,
             "running": len(self._runs),
         }
@@ -571,6 +623,55 @@ class Worker:
             run.record.lease_token or "",
             json.dumps({"done": p.done, "total": p.total, "message": p.message}),
         )
+
+
+def _check_queue_limits(
+    queues: list[str] | None, limits: Mapping[str, int] | None
+) -> dict[str, int]:
+    """The per-queue limits, checked: each names a served queue and is a positive int."""
+    if not limits:
+        return {}
+    if queues is None:
+        raise ValueError(
+            "per-queue limits need the queues listed: a worker that serves every queue"
+            " cannot leave the limited ones out of its other claims"
+        )
+    out: dict[str, int] = {}
+    for queue, limit in limits.items():
+        if queue not in queues:
+            raise ValueError(f"queue {queue!r} has a limit but is not among the served {queues}")
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValueError(f"the limit of queue {queue!r} must be an integer >= 1, not {limit!r}")
+        out[queue] = limit
+    return out
+
+
+def parse_queues(spec: str) -> tuple[list[str], dict[str, int]]:
+    """``"emails:5,reports:1,default"`` -> the queues, and the limits of those with one.
+
+    ValueError (saying what is wrong) for an empty name, a name given twice or a limit that
+    is not a positive integer.
+    """
+    queues: list[str] = []
+    limits: dict[str, int] = {}
+    for item in spec.split(","):
+        name, sep, limit = (part.strip() for part in item.partition(":"))
+        if not name and not sep:
+            continue  # "a,,b" or a trailing comma
+        if not name:
+            raise ValueError(f"{item.strip()!r} has no queue name (expected name or name:limit)")
+        if name in queues:
+            raise ValueError(f"queue {name!r} is listed twice")
+        queues.append(name)
+        if sep:
+            if not limit.isdigit() or int(limit) < 1:
+                raise ValueError(
+                    f"the limit of queue {name!r} must be an integer >= 1, not {limit!r}"
+                )
+            limits[name] = int(limit)
+    if not queues:
+        raise ValueError(f"{spec!r} names no queue")
+    return queues, limits
 
 
 def _invoke(fn: TaskFunction[Any, Any], kwargs: dict[str, Any]) -> Awaitable[Any]:

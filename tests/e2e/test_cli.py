@@ -371,6 +371,36 @@ def test_worker_with_a_bad_lease_setting_exits_2(cli: Cli) -> None:
 
 
 @pytest.mark.parametrize(
+    ("queues", "message"),
+    [
+        ("emails:0", "the limit of queue 'emails' must be an integer >= 1, not '0'"),
+        ("emails:many", "the limit of queue 'emails' must be an integer >= 1, not 'many'"),
+        ("emails,emails:2", "queue 'emails' is listed twice"),
+    ],
+)
+def test_worker_with_a_bad_queue_limit_exits_2(cli: Cli, queues: str, message: str) -> None:
+    result = cli("worker", "--queues", queues)
+    assert result.code == 2
+    assert message in result.err
+    assert "Traceback" not in result.err
+
+
+async def test_a_worker_started_with_queue_limits_shows_them(cluster: Cluster, cli: Cli) -> None:
+    worker = cluster.start_worker("--queues", "default:2,slow", app=APP)
+    await eventually(lambda: "serving" in worker.output(), timeout=15)
+
+    async def registered() -> Any:
+        workers = cli("stats", "--json").json()["workers"]
+        return workers[0] if workers else None
+
+    shown = await eventually(registered, timeout=10)
+    assert (shown["queues"], shown["queue_limits"]) == (["default", "slow"], {"default": 2})
+    assert "default:2,slow" in cli("stats").out
+    worker.signal(signal.SIGTERM)
+    assert worker.wait(15) == 0
+
+
+@pytest.mark.parametrize(
     ("flags", "pruned"),
     [(["--keep-failed", "0"], True), (["--keep-failed", "0", "--no-prune"], False)],
 )

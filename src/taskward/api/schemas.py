@@ -209,6 +209,7 @@ class WorkerOut(BaseModel):
     host: str | None
     pid: int | None
     queues: list[str] | None
+    queue_limits: dict[str, int] | None = None
     concurrency: int | None
     running: int | None
     alive: bool

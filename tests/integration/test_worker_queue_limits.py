@@ -1,0 +1,173 @@
+"""Per-queue limits: a worker runs at most N tasks of a queue listed as ``name:N`` at once,
+within its overall slots, while its other queues go on (memory and SQLite stores)."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from collections.abc import Sequence
+
+import pytest
+from integration_helpers import count, eventually, fast_worker, running, tid
+
+from taskward.app import App
+from taskward.errors import StoreError
+from taskward.models import Status
+from taskward.stores.base import TaskRecord
+from taskward.worker import Worker, parse_queues
+
+
+async def test_a_limited_queue_runs_at_most_its_limit_while_others_use_the_rest(
+    app: App,
+) -> None:
+    release = asyncio.Semaphore(0)
+    active: collections.Counter[str] = collections.Counter()
+    peak: collections.Counter[str] = collections.Counter()
+
+    @app.task(queue="reports")
+    async def report(i: int) -> int:
+        return await gated("reports", i)
+
+    @app.task(queue="emails")
+    async def email(i: int) -> int:
+        return await gated("emails", i)
+
+    async def gated(queue: str, i: int) -> int:
+        active[queue] += 1
+        peak[queue] = max(peak[queue], active[queue])
+        try:
+            await release.acquire()
+            return i
+        finally:
+            active[queue] -= 1
+
+    worker = fast_worker(
+        app, queues=["reports", "emails"], queue_limits={"reports": 1}, concurrency=4
+    )
+    async with running(worker):
+        ids = [tid(await report.submit(i=i)) for i in range(3)]
+        ids += [tid(await email.submit(i=i)) for i in range(5)]
+
+        async def four_running() -> bool:
+            return await count(app, Status.RUNNING) == 4
+
+        # One report (its limit) and three emails (the rest of the four slots).
+        await eventually(four_running)
+        for _ in range(5):  # several poll intervals later, still the same
+            await asyncio.sleep(0.03)
+            assert (active["reports"], active["emails"]) == (1, 3)
+        for _ in ids:
+            release.release()
+        for task_id in ids:
+            await app.wait(task_id, timeout=5)
+    assert peak["reports"] == 1
+    assert peak["emails"] == 3
+    assert await count(app, Status.COMPLETED) == len(ids)
+
+
+async def test_a_freed_slot_of_a_limited_queue_is_refilled_soon(app: App) -> None:
+    # All four slots could run reports, but only two at a time may: each finished one is
+    # replaced without waiting for a store change (there is none) or a long poll.
+    @app.task(queue="reports")
+    async def report(i: int) -> int:
+        await asyncio.sleep(0.05)
+        return i
+
+    worker = fast_worker(
+        app, queues=["reports"], queue_limits={"reports": 2}, concurrency=4, poll_interval=5.0
+    )
+    async with running(worker):
+        ids = [tid(await report.submit(i=i)) for i in range(6)]
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        for task_id in ids:
+            await app.wait(task_id, timeout=5)
+        elapsed = loop.time() - started
+    # Three rounds of two: about 0.15 s, far under one 5 s poll interval.
+    assert 0.14 <= elapsed < 2.0
+
+
+async def test_a_limited_queue_is_refilled_soon_while_another_queue_is_idle(app: App) -> None:
+    # Here the claim loop has room (for emails) so it does not wait for a freed slot; it
+    # looks again after LIMITED_QUEUE_POLL rather than after the 5 s poll interval.
+    @app.task(queue="reports")
+    async def report(i: int) -> int:
+        await asyncio.sleep(0.05)
+        return i
+
+    worker = fast_worker(
+        app,
+        queues=["reports", "emails"],
+        queue_limits={"reports": 1},
+        concurrency=4,
+        poll_interval=5.0,
+    )
+    async with running(worker):
+        ids = [tid(await report.submit(i=i)) for i in range(3)]
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        for task_id in ids:
+            await app.wait(task_id, timeout=5)
+        elapsed = loop.time() - started
+    assert 0.14 <= elapsed < 2.0  # one at a time, each within a short look of the last
+
+
+def test_queue_lists_read_with_their_limits() -> None:
+    assert parse_queues("emails:5, reports:1,default") == (
+        ["emails", "reports", "default"],
+        {"emails": 5, "reports": 1},
+    )
+    assert parse_queues("a,,b,") == (["a", "b"], {})
+    for spec, message in [
+        ("a:0", "integer >= 1"),
+        ("a:-2", "integer >= 1"),
+        ("a:x", "integer >= 1"),
+        ("a:", "integer >= 1"),
+        (":3", "no queue name"),
+        ("a,a:2", "listed twice"),
+        (" , ", "names no queue"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            parse_queues(spec)
+
+
+def test_limits_must_name_served_queues_and_be_positive(app: App) -> None:
+    with pytest.raises(ValueError, match="need the queues listed"):
+        Worker(app, queue_limits={"a": 1})
+    with pytest.raises(ValueError, match="not among the served"):
+        Worker(app, queues=["a"], queue_limits={"b": 1})
+    for bad in (0, -1, 1.5, True, "2"):
+        with pytest.raises(ValueError, match="integer >= 1"):
+            Worker(app, queues=["a"], queue_limits={"a": bad})  # type: ignore[dict-item]
+    assert Worker(app, queues=["a", "b"], queue_limits={"a": 2}).queue_limits == {"a": 2}
+
+
+async def test_tasks_claimed_before_a_failed_claim_still_run(app: App) -> None:
+    # With limits a worker makes one claim per limited queue, then one for the rest. When a
+    # later claim fails, what the earlier ones took is leased to this worker: it must run it
+    # now, not leave it to a rescue after the lease.
+    @app.task(queue="a")
+    async def first() -> str:
+        return "ran"
+
+    store = await app.connect()
+    real_claim = store.claim
+    failed: list[Sequence[str] | None] = []
+
+    async def flaky_claim(
+        worker_id: str, queues: Sequence[str] | None, limit: int, lease: float
+    ) -> list[TaskRecord]:
+        if queues == ["b"] and not failed:
+            failed.append(queues)
+            raise StoreError("the store is down for a moment")
+        return await real_claim(worker_id, queues, limit, lease)
+
+    info = await first.submit()
+    store.claim = flaky_claim  # type: ignore[method-assign]
+    worker = fast_worker(app, queues=["a", "b"], queue_limits={"a": 1}, lease=30.0)
+    async with running(worker):
+        assert await app.wait(tid(info), timeout=2) == "ran"
+    assert failed == [["b"]]
+    done = await app.get(tid(info))
+    assert done is not None
+    assert done.attempts == 1
