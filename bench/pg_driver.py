@@ -34,22 +34,20 @@ import asyncio
 import contextlib
 import json
 import math
-import os
 import re
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import psycopg
 import psycopg_pool
 from psycopg.rows import dict_row
+from throughput_postgres import fresh_db
 
 from taskward.models import new_task_id
-from taskward.stores.postgres import PostgresStore
 
 INSERT = (
     "INSERT INTO taskward_tasks (id, task, args, priority, queue, status, max_attempts,"
@@ -111,32 +109,12 @@ def pg3(statement: str) -> str:
     return re.sub(r"\$\d+", "%s", statement)
 
 
-def _with_db(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
-
-
 async def _no_reset(conn: asyncpg.Connection[asyncpg.Record]) -> None:
     """asyncpg's pool reset, skipped as `PostgresStore` skips it (it costs a round trip)."""
 
 
 async def _psycopg_connect(url: str) -> psycopg.AsyncConnection[Any]:
     return await psycopg.AsyncConnection.connect(url, autocommit=True, prepare_threshold=0)
-
-
-@contextlib.asynccontextmanager
-async def fresh_db(base: str) -> AsyncIterator[str]:
-    """A migrated scratch database on the server ``base`` names, dropped afterwards."""
-    name = f"taskward_driver_{os.getpid()}"
-    admin = await asyncpg.connect(base)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        url = _with_db(base, name)
-        await PostgresStore(url).migrate()
-        yield url
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 async def empty_table(url: str, fill: int = 0) -> None:
@@ -159,7 +137,7 @@ async def alternate(
     """Each (driver, op) run ``rounds`` times, taking turns: its best rate and CPU per row."""
     wall: dict[tuple[str, str], float] = {}
     cpu: dict[tuple[str, str], float] = {}
-    async with fresh_db(base) as url:
+    async with fresh_db(base, "driver") as url:
         for _ in range(rounds):
             for key, run in runs.items():
                 await empty_table(url, fill)

@@ -472,6 +472,18 @@ class App:
     def _is_memory(self) -> bool:
         return self.url.lower().startswith("memory:")
 
+    def _ready_here(self) -> Store | None:
+        """The store when it is open on the running loop already (nothing to wait for)."""
+        store = self._store
+        if (
+            store is None
+            or self._closed
+            or self._opening is not None
+            or self._home is not asyncio.get_running_loop()
+        ):
+            return None
+        return store
+
     async def _ready(self) -> Store:
         """The store, opened on the running loop (which becomes the home loop)."""
         if self._closed:
@@ -630,14 +642,8 @@ class App:
         When this loop is the app's home and its store is open (the usual case), it goes
         straight to the store; anything else takes `submit_many`'s way.
         """
-        store = self._store
-        if (
-            connection is None
-            and store is not None
-            and self._opening is None
-            and self._home is asyncio.get_running_loop()
-            and not self._closed
-        ):
+        store = self._ready_here()
+        if store is not None and connection is None:
             return _inserted_info((await store.insert([new]))[0])
         return (await self.submit_many([new], connection=connection))[0]
 

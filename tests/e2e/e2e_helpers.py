@@ -95,6 +95,16 @@ def new_task(task: str, args: dict[str, Any] | str, **options: Any) -> NewTask:
     return NewTask(id=uuid.uuid4(), task=task, args=text, **options)
 
 
+async def all_registered(app: App, workers: list[WorkerProc]) -> None:
+    """Wait until every one of ``workers`` has registered in the store. A worker still
+    starting up has not installed its signal handlers: a SIGTERM then simply kills it."""
+
+    async def registered() -> bool:
+        return len(await app.workers()) == len(workers)
+
+    await eventually(registered, timeout=30, interval=0.2)
+
+
 async def eventually(
     check: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05
 ) -> Any:

@@ -21,7 +21,7 @@ from uuid import UUID
 
 import asyncpg
 import pytest
-from e2e_helpers import APPS, Cluster, eventually, get, infos, new_task
+from e2e_helpers import APPS, Cluster, all_registered, eventually, get, infos, new_task
 
 from taskward.app import App
 from taskward.models import Status
@@ -78,13 +78,8 @@ async def test_workers_sharing_a_database_run_each_task_once(
     async def all_done() -> bool:
         return (await pg_app.counts()).by_status()[Status.COMPLETED] == n
 
-    async def all_up() -> bool:
-        # A worker still starting up when the others have done everything would die of
-        # the SIGTERM below before installing its handler: wait until each has registered.
-        return len(await pg_app.workers()) == len(workers)
-
     await eventually(all_done, timeout=45, interval=0.2)
-    await eventually(all_up, timeout=30, interval=0.2)
+    await all_registered(pg_app, workers)  # else a SIGTERM may find one still starting
     for w in workers:
         w.signal(signal.SIGTERM)
     for w in workers:

@@ -13,7 +13,7 @@ import signal
 import time
 
 import pytest
-from e2e_helpers import Cluster, eventually, get, infos, new_task
+from e2e_helpers import Cluster, all_registered, eventually, get, infos, new_task
 
 from taskward.app import App
 from taskward.models import Status
@@ -149,13 +149,8 @@ async def test_four_workers_share_one_sqlite_file(cluster: Cluster, store_app: A
         counts = (await store_app.counts()).by_status()
         return counts[Status.COMPLETED] == n
 
-    async def all_up() -> bool:
-        # A worker still starting up when the others have done everything would die of
-        # the SIGTERM below before installing its handler: wait until each has registered.
-        return len(await store_app.workers()) == len(workers)
-
     await eventually(all_done, timeout=60, interval=0.2)
-    await eventually(all_up, timeout=30, interval=0.2)
+    await all_registered(store_app, workers)  # else a SIGTERM may find one still starting
     for w in workers:
         w.signal(signal.SIGTERM)
     for w in workers:

@@ -50,7 +50,7 @@ from taskward.errors import (
     InvalidTransitionError,
     StoreError,
 )
-from taskward.models import Status, quick_factory
+from taskward.models import Status
 from taskward.stores.base import (
     ChangeSignal,
     Counts,
@@ -69,6 +69,7 @@ from taskward.stores.rules import (
     duplicate_name_error,
     duplicate_schedule_error,
     encode_cursor,
+    new_record,
     pending_record,
     rescued_changes,
     resolve_run_at,
@@ -305,8 +306,8 @@ class PostgresStore:
         """
         if not tasks:
             return []
-        if connection is None and len(tasks) == 1:
-            return [await self._insert_one(tasks[0])]
+        if len(tasks) == 1:
+            return [await self._insert_one(tasks[0], connection)]
         check_batch_names(tasks)
         for t in tasks:
             resolve_run_at(t, 0.0)  # refuses delay and run_at together, before any I/O
@@ -327,12 +328,13 @@ class PostgresStore:
             self._change.notify()  # this process's waiters need not wait for the NOTIFY
         return records
 
-    async def _insert_one(self, t: NewTask) -> TaskRecord:
-        """One task in its own transaction: the path of every single submit, kept short."""
+    async def _insert_one(self, t: NewTask, connection: Any) -> TaskRecord:
+        """One task: a plain ``INSERT ... VALUES``, the path of every single submit."""
         if t.delay is not None and t.run_at is not None:
             resolve_run_at(t, 0.0)  # raises, before any I/O
+        sql = _SQL["insert_one"]
         params = (
-            None if self._clock is None else self._clock(),
+            self._fake(),
             t.id,
             t.task,
             t.args,
@@ -345,53 +347,39 @@ class PostgresStore:
             t.run_at,
         )
         try:
-            seq, run_at, created_at = await self._pooled("fetchrow", _SQL["insert_one"], params)
+            if connection is None:
+                row = await self._pooled("fetchrow", sql, params)
+            else:
+                row = await connection.fetchrow(sql, *params)
         except asyncpg.UniqueViolationError as e:
             raise _insert_conflict(e) from None
-        self._change.notify()  # this process's waiters need not wait for the NOTIFY
+        except _DB_ERRORS as e:
+            raise self._error(e) from e
+        if connection is None:
+            self._change.notify()  # this process's waiters need not wait for the NOTIFY
+        seq, run_at, created_at = row
         return pending_record(t, seq, run_at, created_at)
 
     async def _insert_rows(self, tasks: Sequence[NewTask], connection: Any) -> list[TaskRecord]:
-        """INSERT ... VALUES for one task, INSERT ... SELECT FROM unnest(...) for several."""
-        fake = self._fake()
-        if len(tasks) == 1:
-            t = tasks[0]
-            sql = _SQL["insert_one"]
-            params: tuple[Any, ...] = (
-                fake,
-                t.id,
-                t.task,
-                t.args,
-                t.name,
-                t.priority,
-                t.queue,
-                t.max_attempts,
-                t.timeout,
-                t.delay,
-                t.run_at,
-            )
-        else:
-            sql = _SQL["insert"]
-            params = (
-                fake,
-                [t.id for t in tasks],
-                [t.task for t in tasks],
-                [t.args for t in tasks],
-                [t.name for t in tasks],
-                [t.priority for t in tasks],
-                [t.queue for t in tasks],
-                [t.max_attempts for t in tasks],
-                [t.timeout for t in tasks],
-                [t.delay for t in tasks],
-                [t.run_at for t in tasks],
-            )
+        """Several tasks: one ``INSERT ... SELECT FROM unnest(...)`` of arrays."""
+        sql = _SQL["insert"]
+        params = (
+            self._fake(),
+            [t.id for t in tasks],
+            [t.task for t in tasks],
+            [t.args for t in tasks],
+            [t.name for t in tasks],
+            [t.priority for t in tasks],
+            [t.queue for t in tasks],
+            [t.max_attempts for t in tasks],
+            [t.timeout for t in tasks],
+            [t.delay for t in tasks],
+            [t.run_at for t in tasks],
+        )
         if connection is None:
             rows = await self._pooled("fetch", sql, params)
         else:
             rows = await connection.fetch(sql, *params)
-        if len(tasks) == 1:
-            seq, run_at, created_at = rows[0]
-            return [pending_record(tasks[0], seq, run_at, created_at)]
         by_id = {r["id"]: r for r in rows}
         return [
             pending_record(t, by_id[t.id]["seq"], by_id[t.id]["run_at"], by_id[t.id]["created_at"])
@@ -1025,13 +1013,10 @@ def _affected(status: str) -> int:
     return int(status.rsplit(" ", 1)[-1])
 
 
-_new_record = quick_factory(TaskRecord)  # TaskRecord(...), a quarter cheaper
-
-
 def _record(row: asyncpg.Record) -> TaskRecord:
     """A row as a `TaskRecord`; a row this code could not have written is a `StoreError`."""
     try:
-        return _new_record(
+        return new_record(
             id=row["id"],
             seq=row["seq"],
             task=row["task"],

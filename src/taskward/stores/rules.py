@@ -36,12 +36,13 @@ def decode_cursor(cursor: str) -> int:
     return int(digits)
 
 
-_new_record = quick_factory(TaskRecord)  # TaskRecord(...), a quarter cheaper
+#: ``TaskRecord(...)`` about a quarter cheaper: for the stores' records, built by the thousand.
+new_record = quick_factory(TaskRecord)
 
 
 def pending_record(task: NewTask, seq: int, run_at: float, created_at: float) -> TaskRecord:
     """The record of a task just inserted: Pending, never attempted."""
-    return _new_record(
+    return new_record(
         id=task.id,
         seq=seq,
         task=task.task,

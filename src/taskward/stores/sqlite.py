@@ -44,7 +44,7 @@ from typing import Any, TypeVar, TypeVarTuple, cast
 from uuid import UUID
 
 from taskward.errors import ConfigurationError, InvalidTransitionError, StoreError
-from taskward.models import Status, quick_factory
+from taskward.models import Status
 from taskward.stores.base import (
     ChangeSignal,
     Counts,
@@ -63,6 +63,7 @@ from taskward.stores.rules import (
     duplicate_name_error,
     duplicate_schedule_error,
     encode_cursor,
+    new_record,
     pending_record,
     rescued_changes,
     resolve_run_at,
@@ -1004,13 +1005,10 @@ def _pragma(conn: sqlite3.Connection, sql: str) -> Any:
     return conn.execute(sql).fetchone()[0]
 
 
-_new_record = quick_factory(TaskRecord)  # TaskRecord(...), a quarter cheaper
-
-
 def _record(row: Sequence[Any]) -> TaskRecord:
     """A row as a `TaskRecord`; a row this code could not have written is a `StoreError`."""
     try:
-        return _new_record(
+        return new_record(
             seq=row[0],
             id=UUID(row[1]),
             task=row[2],
