@@ -22,12 +22,15 @@ class Backoff:
     The delay before attempt ``n + 1`` (after ``n`` attempts) is
     ``min(cap, base * factor ** (n - 1))``, multiplied by a random factor in
     ``[1 - jitter, 1 + jitter)`` so that tasks which failed together do not retry together.
+    The default jitter (0.5) spreads them over a window as wide as the delay itself (200 tasks
+    failing at once with a 1 s delay: about a tenth of them per 100 ms), while the mean delay
+    stays the nominal one; a narrow jitter such as 0.1 would bunch them into a fifth of it.
     """
 
     base: float = 1.0
     cap: float = 300.0
     factor: float = 2.0
-    jitter: float = 0.1
+    jitter: float = 0.5
 
     def __post_init__(self) -> None:
         for field_name in ("base", "cap", "factor", "jitter"):

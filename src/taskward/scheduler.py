@@ -20,7 +20,7 @@ seconds, or a ``cron`` expression in a ``timezone``). Its state in the store is 
 `fire_due` applies the plans through the store's `fire_schedule`, which compares-and-sets
 ``last_tick`` and inserts the tick tasks in one transaction: even if two processes both
 believe they lead, each tick is inserted once. `run_schedules` is the loop a worker runs; it
-fires only while its store says this process leads maintenance.
+fires only while this process holds the maintenance role (taskward.leader).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import asyncio
 import json
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -446,8 +446,11 @@ async def fire_due(app: App, store: Store, now: float) -> float | None:
     return soonest
 
 
-async def run_schedules(app: App, store: Store, *, poll: float = 1.0) -> None:
-    """Store the app's code-declared schedules, then fire due ticks while this process leads.
+async def run_schedules(
+    app: App, store: Store, *, leading: Callable[[], bool], poll: float = 1.0
+) -> None:
+    """Store the app's code-declared schedules, then fire due ticks while ``leading()`` says
+    this process leads maintenance (checked before every round).
 
     Wakes at the next tick or every ``poll`` seconds (to notice schedules added elsewhere);
     store failures are logged and retried. Runs until cancelled.
@@ -460,7 +463,7 @@ async def run_schedules(app: App, store: Store, *, poll: float = 1.0) -> None:
             if not synced:
                 await app.store_schedules()
                 synced = True
-            if await store.lead():
+            if leading():
                 now = await store.now()
                 soonest = await fire_due(app, store, now)
                 if soonest is not None:

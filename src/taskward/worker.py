@@ -13,10 +13,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import heapq
 import json
 import logging
 import os
 import socket
+import time
 import traceback
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
@@ -24,7 +26,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
-from taskward.errors import LeaseLostError, TaskwardError, UnknownTaskError
+from taskward.errors import LeaseLostError, StoreError, TaskwardError, UnknownTaskError
+from taskward.leader import Leadership
 from taskward.manager import Retention, TaskManager
 from taskward.models import Progress, Status, read_json
 from taskward.scheduler import run_schedules
@@ -72,14 +75,17 @@ class Pruning:
 class _Run:
     """A claimed task this worker is running."""
 
-    __slots__ = ("cancel", "done", "progress", "record", "writing")
+    __slots__ = ("cancel", "done", "lease_until", "progress", "record", "writing")
 
-    def __init__(self, record: TaskRecord) -> None:
+    def __init__(self, record: TaskRecord, lease_until: float) -> None:
         self.record = record
         self.cancel: str | None = None  # why we cancel it: "cancel", "lost", "stop"
         self.progress: Progress | None = None  # as last written to the store
         self.writing = False  # the function has returned; its outcome is being written
         self.done = asyncio.Event()
+        # On time.monotonic(): when the lease surely still held runs out. Counted from when
+        # the claim or the last renewal was *sent*, so never later than the store's expiry.
+        self.lease_until = lease_until
 
 
 class Worker:
@@ -102,6 +108,7 @@ class Worker:
         pruning: Pruning | None = Pruning(),
         worker_id: str | None = None,
         schedule_poll: float = 1.0,
+        connect_timeout: float = 60.0,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, not {concurrency}")
@@ -121,6 +128,7 @@ class Worker:
         self.cancel_poll = cancel_poll
         self.pruning = pruning
         self.schedule_poll = schedule_poll
+        self.connect_timeout = connect_timeout
         self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._runs: dict[UUID, _Run] = {}
         self._slot_freed = asyncio.Event()
@@ -130,6 +138,10 @@ class Worker:
         self._background: set[asyncio.Task[None]] = set()
         self._claimer: asyncio.Task[None] | None = None
         self._waiting_for_work = False
+        # When retries this worker wrote become due (time.monotonic()), soonest first: the
+        # claim loop wakes for them instead of finding them at its next poll.
+        self._due: list[float] = []
+        self._leadership: Leadership | None = None
 
     # ----------------------------------------------------------------- control
 
@@ -150,7 +162,7 @@ class Worker:
 
     async def run(self, *, until_idle: bool = False) -> None:
         """Claim and run tasks until `stop` (or, with ``until_idle``, until none is due)."""
-        store = self.store = await self.app.connect()
+        store = self.store = await self._connect()
         self._finisher = _Finisher(store)
         logger.info(
             "worker %s: serving %s with %d slots on %s",
@@ -159,6 +171,7 @@ class Worker:
             self.concurrency,
             redact_url(store.url),
         )
+        leadership = self._leadership = Leadership(store, self.id, self.lease)
         manager = self._manager = TaskManager(
             # Unbounded: the claims bound what runs, and a run whose outcome is still being
             # written must not hold up the next one.
@@ -167,11 +180,19 @@ class Worker:
         )
         helpers = [
             asyncio.create_task(self._heartbeats(), name="taskward-heartbeats"),
+            asyncio.create_task(self._guard_leases(), name="taskward-lease-guard"),
             asyncio.create_task(self._watch(), name="taskward-cancel-watch"),
+            asyncio.create_task(leadership.keep(), name="taskward-leadership"),
             asyncio.create_task(self._maintenance(), name="taskward-maintenance"),
             # Fires durable schedules while this process leads maintenance (taskward.scheduler).
             asyncio.create_task(
-                run_schedules(self.app, store, poll=self.schedule_poll), name="taskward-schedules"
+                run_schedules(
+                    self.app,
+                    store,
+                    poll=self.schedule_poll,
+                    leading=lambda: leadership.held,
+                ),
+                name="taskward-schedules",
             ),
         ]
         # The claim loop is a task of its own so that a stop can wake it from its sleep, and
@@ -194,6 +215,23 @@ class Worker:
                 await store.worker_gone(self.id)
             logger.info("worker %s: stopped", self.id)
 
+    async def _connect(self) -> Store:
+        """The app's store, opened. A store that cannot be reached yet (a database still
+        starting, a session ended under the schema check) is tried again with backoff, like
+        every other store call, for up to ``connect_timeout`` seconds."""
+        deadline = time.monotonic() + self.connect_timeout
+        failures = 0
+        while True:
+            try:
+                return await self.app.connect()
+            except StoreError as exc:
+                failures += 1
+                if self._stopping.is_set() or time.monotonic() >= deadline:
+                    raise StoreError(
+                        f"the store stayed unreachable for {self.connect_timeout:g}s: {exc}"
+                    ) from exc
+                await self._backoff("open", exc, failures)
+
     async def _claim_loop(self, until_idle: bool) -> None:
         failures = 0
         while not self._stopping.is_set():
@@ -202,9 +240,10 @@ class Worker:
                 self._slot_freed.clear()
                 await self._slot_freed.wait()
                 continue
+            sent = time.monotonic()
             claimed, more, error = await self._claim(asks)
             for record in claimed:  # even when a later claim failed: these are leased to us
-                self._start(record)
+                self._start(record, sent + self.lease)
             if error is not None:
                 failures += 1
                 await self._backoff("claim", error, failures)
@@ -220,7 +259,20 @@ class Worker:
                 continue
             # A queue at its own limit gets a slot back without a store change: look again
             # soon. (When no queue has room, the wait above is for a freed slot instead.)
-            await self._wait_for_work(LIMITED_QUEUE_POLL if at_limit else self.poll_interval)
+            await self._wait_for_work(self._next_look(sent, at_limit))
+
+    def _next_look(self, claimed_at: float, at_limit: bool) -> float:
+        """How long the claim loop may sleep: until the poll, or a retry of ours falls due.
+
+        Retries due by ``claimed_at`` were due for the claim made then: forgotten.
+        """
+        due = self._due
+        while due and due[0] <= claimed_at:
+            heapq.heappop(due)
+        wait = LIMITED_QUEUE_POLL if at_limit else self.poll_interval
+        if due:
+            wait = min(wait, max(due[0] - time.monotonic(), 0.0))
+        return wait
 
     def _asks(self) -> tuple[list[tuple[list[str] | None, int]], bool]:
         """The claims to make now, (queues, how many), within the free slots and the limits;
@@ -304,8 +356,8 @@ class Worker:
 
     # ----------------------------------------------------------------- one task
 
-    def _start(self, record: TaskRecord) -> None:
-        run = _Run(record)
+    def _start(self, record: TaskRecord, lease_until: float) -> None:
+        run = _Run(record, lease_until)
         self._runs[record.id] = run
         assert self._manager is not None
         self._manager.submit_nowait(str(record.id), self._execute, run)
@@ -343,8 +395,11 @@ class Worker:
             if not isinstance(args, dict):
                 raise TypeError(f"arguments must be a JSON object, not {type(args).__name__}")
             kwargs = fn.validate_json_args(args)
-        except (ValueError, TypeError) as exc:
-            return _Outcome.fatal(f"the stored arguments cannot be used: {exc}")
+        except Exception as exc:  # any row at all: RecursionError for a too deeply nested one
+            reason = str(exc) or type(exc).__name__
+            if isinstance(exc, RecursionError):
+                reason = "nested too deeply to be decoded"
+            return _Outcome.fatal(f"the stored arguments cannot be used: {reason}")
         try:
             if record.timeout is None:  # most tasks: no timeout context to set up
                 result = await _invoke(fn, kwargs)
@@ -380,9 +435,22 @@ class Worker:
         assert token is not None
         if run.cancel == "lost":
             return  # another worker owns it now; anything we wrote would be refused anyway
+        if time.monotonic() >= run.lease_until:
+            # Stopped, stalled or cut off past the lease: another worker may run it already.
+            logger.warning(
+                "task %s (%s): its lease ran out before the run ended (this worker was stopped,"
+                " stalled or cut off from the store); the outcome (%s) is not written, the task"
+                " runs again elsewhere",
+                record.id,
+                record.task,
+                outcome.status,
+            )
+            return
         if self._new_progress(run) is not None:  # most runs report none
             await self._store_call(lambda: self._write_progress(run))
         write: Callable[[], Awaitable[bool]]
+        write_retry = False
+        delay = 0.0
         if run.cancel == "stop":
             logger.info("task %s (%s) released for another worker", record.id, record.task)
 
@@ -405,6 +473,8 @@ class Worker:
                 outcome.error,
                 delay,
             )
+
+            write_retry = True
 
             def write() -> Awaitable[bool]:
                 return store.requeue(
@@ -438,6 +508,9 @@ class Worker:
                 return self._finisher.finish(final)
 
         written = await self._store_call(write)
+        if written and write_retry:
+            # Wake up for it ourselves: counted from after the write, never before it is due.
+            heapq.heappush(self._due, time.monotonic() + delay)
         if written is False:
             logger.warning(
                 "task %s (%s): lease lost before its outcome (%s) was written; "
@@ -520,24 +593,22 @@ class Worker:
 
     async def _heartbeats(self) -> None:
         store = self.store
-        failures = 0
         while True:
             await self._beat()
             await asyncio.sleep(self.heartbeat_every)
-            leases = [
-                (run.record.id, run.record.lease_token or "")
-                for run in self._runs.values()
-                if run.cancel != "lost"
-            ]
-            if not leases:
+            runs = [run for run in self._runs.values() if run.cancel != "lost"]
+            if not runs:
                 continue
+            leases = [(run.record.id, run.record.lease_token or "") for run in runs]
+            sent = time.monotonic()
             try:
                 lost = await store.heartbeat(self.id, leases, self.lease)
-                failures = 0
             except Exception as exc:
-                failures += 1
                 logger.warning("worker %s: heartbeat failed (%s)", self.id, exc)
                 continue
+            for run in runs:
+                if run.record.id not in lost:
+                    run.lease_until = max(run.lease_until, sent + self.lease)
             lost_runs = [self._runs[i] for i in lost if i in self._runs]
             for run in lost_runs:
                 logger.warning(
@@ -547,6 +618,35 @@ class Worker:
                 )
             if lost_runs:
                 self._spawn(self._cancel_runs(lost_runs, "lost"))
+
+    async def _guard_leases(self) -> None:
+        """Stop the runs whose lease ran out without a renewal.
+
+        A worker that was stopped (SIGSTOP, a frozen VM), whose event loop was blocked, or
+        that cannot reach the store may have lost its leases to a rescue: it stops those
+        runs and writes nothing for them (the store would refuse it anyway, being fenced by
+        the lease token). Only the clock is read here, so no store outage can delay it.
+        """
+        every = min(self.lease / 10, 0.5)
+        while True:
+            await asyncio.sleep(every)
+            now = time.monotonic()
+            expired = [
+                run
+                for run in self._runs.values()
+                if run.cancel != "lost" and not run.writing and run.lease_until <= now
+            ]
+            for run in expired:
+                logger.warning(
+                    "task %s (%s): lease not renewed for %.1fs (this worker was stopped,"
+                    " stalled or cut off from the store); stopping this run, its outcome will"
+                    " not be written: the task runs again elsewhere",
+                    run.record.id,
+                    run.record.task,
+                    now - run.lease_until + self.lease,
+                )
+            if expired:
+                self._spawn(self._cancel_runs(expired, "lost"))
 
     async def _watch(self) -> None:
         """Deliver cancel requests to running tasks and write pending progress."""
@@ -576,16 +676,18 @@ class Worker:
     async def _maintenance(self) -> None:
         """Rescue tasks whose lease expired; prune old finished tasks in small batches.
 
-        Only while this worker's store says it leads maintenance (one process at a time on
-        PostgreSQL): when the leader dies, another takes over within one round.
+        Only while this worker holds the maintenance role (`Leadership`), checked before
+        each step: when the leader dies or stalls, another takes over within a lease.
         """
         store = self.store
+        leadership = self._leadership
+        assert leadership is not None
         rescue_every = min(self.lease / 3, 5.0)
         since_prune = float("inf")
         while True:
             try:
-                leading = await store.lead()
-                for record in await store.rescue() if leading else []:
+                leading = leadership.held
+                for record in await store.rescue(leader=self.id) if leading else []:
                     logger.warning(
                         "task %s (%s): its worker was lost (lease expired); now %s",
                         record.id,
@@ -598,7 +700,7 @@ class Worker:
                     batch = self.pruning.batch
                     # Small batches, with a pause between, so other writers get their turn.
                     for _ in range(100):
-                        if not ages or await store.prune(ages, batch) < batch:
+                        if not (ages and leadership.held) or await store.prune(ages, batch) < batch:
                             break
                         await asyncio.sleep(0.05)
             except Exception as exc:

@@ -168,25 +168,30 @@ async def test_four_workers_share_one_sqlite_file(cluster: Cluster, store_app: A
 async def test_bad_rows_fail_their_task_and_the_worker_goes_on(
     cluster: Cluster, store_app: App
 ) -> None:
-    unknown, corrupt, invalid, not_object, good = await store_app.submit_many(
+    # Nested far deeper than any decoder recurses (RecursionError), and strict-JSON breaches
+    # a row written by hand may hold: each fails its first attempt, never by a lease expiry.
+    deep = '{"count": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    unknown, corrupt, invalid, not_object, too_deep, nan, good = await store_app.submit_many(
         [
             new_task("no_such_task", {}),
             new_task("typed", "{not json"),
             new_task("typed", {"count": "many"}),
             new_task("typed", "[1, 2]"),
+            new_task("typed", deep),
+            new_task("typed", '{"count": NaN}'),
             new_task("typed", {"count": 21}),
         ]
     )
     worker = cluster.start_worker()
-    ids = [t.id for t in (unknown, corrupt, invalid, not_object, good)]
+    ids = [t.id for t in (unknown, corrupt, invalid, not_object, too_deep, nan, good)]
 
     async def all_finished() -> bool:
         return all(i.is_finished for i in await infos(store_app, ids))
 
     await eventually(all_finished, timeout=20)
-    u, c, i, n, g = await infos(store_app, ids)
+    u, c, i, n, d, f, g = await infos(store_app, ids)
     assert (g.status, g.result) == (Status.COMPLETED, 42)
-    for bad in (u, c, i, n):
+    for bad in (u, c, i, n, d, f):
         assert bad.status is Status.FAILED
         assert bad.attempts == 1  # no retry can mend a bad row
     assert u.error is not None
@@ -197,6 +202,10 @@ async def test_bad_rows_fail_their_task_and_the_worker_goes_on(
     assert "count" in i.error
     assert n.error is not None
     assert "JSON object" in n.error
+    assert d.error is not None
+    assert "stored arguments cannot be used" in d.error
+    assert f.error is not None
+    assert "stored arguments cannot be used" in f.error
     assert worker.proc.poll() is None  # still serving
     worker.signal(signal.SIGTERM)
     assert worker.wait(15) == 0

@@ -142,6 +142,7 @@ class FaultyStore:
             raise StoreError(f"injected outage: {method} failed")
 
     async def open(self) -> None:
+        self._enter("open")
         await self.inner.open()
 
     async def close(self) -> None:
@@ -230,9 +231,9 @@ class FaultyStore:
     async def counts(self) -> Counts:
         return await self.inner.counts()
 
-    async def rescue(self) -> builtins.list[TaskRecord]:
+    async def rescue(self, leader: str | None = None) -> builtins.list[TaskRecord]:
         self._enter("rescue")
-        return await self.inner.rescue()
+        return await self.inner.rescue(leader)
 
     async def prune(self, older_than: Mapping[Status, float], limit: int = 500) -> int:
         self._enter("prune")
@@ -241,9 +242,13 @@ class FaultyStore:
     async def wait_for_change(self, timeout: float) -> None:
         await self.inner.wait_for_change(timeout)
 
-    async def lead(self) -> bool:
+    async def lead(self, holder: str, ttl: float) -> bool:
         self._enter("lead")
-        return await self.inner.lead()
+        return await self.inner.lead(holder, ttl)
+
+    async def resign(self, holder: str) -> None:
+        self._enter("resign")
+        await self.inner.resign(holder)
 
     async def worker_beat(self, worker_id: str, info: str, ttl: float) -> None:
         self._enter("worker_beat")

@@ -20,6 +20,7 @@ from integration_helpers import (
 )
 
 from taskward.app import App
+from taskward.errors import StoreError
 from taskward.models import Status
 from taskward.stores.base import TaskRecord
 from taskward.testing import FakeClock
@@ -143,8 +144,10 @@ async def test_an_expired_lease_is_rescued_and_the_stalled_worker_cannot_overwri
         await asyncio.wait_for(first_started.wait(), 2)
         async with running(rescuer):
             assert await healthy_app.wait(tid(t), timeout=3) == "from the rescuer"
+        # It found out by itself: its lease ran out unrenewed, so it stopped the run and
+        # wrote nothing (the store's fence would have refused it anyway).
+        await eventually(lambda: "lease not renewed" in caplog.text)
         finish_first.set()
-        await eventually(lambda: "lease lost before its outcome" in caplog.text)
     info = await get(healthy_app, tid(t))
     assert (info.status, info.result, info.attempts) == (
         Status.COMPLETED,
@@ -255,3 +258,34 @@ async def test_the_worker_prunes_finished_tasks_past_their_retention(
         await passes(2)
         assert await app.get(tid(cancelled)) is None
         assert (await get(app, tid(failed))).status is Status.FAILED  # kept: failed=None
+
+
+async def test_a_store_that_cannot_be_opened_yet_is_tried_again_at_start(
+    make_store: StoreFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="taskward")
+    # The database is still starting when the worker does: its first three opens fail.
+    store = FaultyStore(make_store(), fail={"open": 3})
+    submitter, app = App(store.inner), App(store)
+
+    async def hello() -> str:
+        return "hi"
+
+    submitter.task(name="hello")(hello)
+    app.task(name="hello")(hello)
+    t = await submitter.submit("hello")
+    async with running(fast_worker(app)):
+        assert await submitter.wait(tid(t), timeout=5) == "hi"
+    assert store.failed["open"] == 3
+    assert "store open failed (injected outage: open failed)" in caplog.text
+
+
+async def test_a_store_that_stays_unreachable_fails_the_start_with_one_clear_error(
+    make_store: StoreFactory,
+) -> None:
+    store = FaultyStore(make_store())
+    store.broken.add("open")
+    worker = fast_worker(App(store), connect_timeout=0.3)
+    with pytest.raises(StoreError, match=r"stayed unreachable for 0.3s: injected outage"):
+        await asyncio.wait_for(worker.run(), 5)
+    assert store.calls["open"] >= 2

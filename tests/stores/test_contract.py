@@ -742,9 +742,39 @@ async def test_workers_are_alive_while_they_beat(store: Store, clock: FakeClock)
     assert await store.workers() == []
 
 
-async def test_a_lone_store_leads_maintenance(store: Store) -> None:
-    assert await store.lead()
-    assert await store.lead()  # and keeps leading
+async def test_the_maintenance_role_is_a_lease_on_the_store_clock(
+    store: Store, clock: FakeClock
+) -> None:
+    assert await store.lead("a", 10)
+    assert not await store.lead("b", 10)  # a holds it
+    clock.advance(5)
+    assert await store.lead("a", 10)  # renewed, now until START + 15
+    clock.advance(9.5)
+    assert not await store.lead("b", 10)
+    clock.advance(0.5)  # a did not renew in time (stopped, stalled or cut off)
+    assert await store.lead("b", 10)
+    assert not await store.lead("a", 10)  # the old leader comes back as a follower
+    assert await store.lead("b", 10)
+
+
+async def test_resigning_hands_the_role_on_at_once(store: Store) -> None:
+    assert await store.lead("a", 10)
+    await store.resign("b")  # not b's to give up: nothing changes
+    assert not await store.lead("b", 10)
+    await store.resign("a")
+    assert await store.lead("b", 10)
+
+
+async def test_a_leader_whose_role_expired_rescues_nothing(store: Store, clock: FakeClock) -> None:
+    row = await running(store)
+    assert await store.lead("a", 5)
+    clock.advance(LEASE + 1)  # the task's lease and a's role both ran out
+    assert await store.rescue(leader="a") == []
+    assert (await store.get(row.id)).status is Status.RUNNING  # type: ignore[union-attr]
+    assert await store.rescue(leader="b") == []  # b never took the role
+    assert await store.lead("b", 5)
+    [rescued] = await store.rescue(leader="b")
+    assert (rescued.id, rescued.status) == (row.id, Status.PENDING)
 
 
 async def test_now_is_the_store_clock(store: Store, clock: FakeClock) -> None:

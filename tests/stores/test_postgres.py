@@ -411,19 +411,26 @@ async def test_prepared_statements_survive_a_schema_change(pg_url: str) -> None:
             await admin.execute("ALTER TABLE taskward_tasks DROP COLUMN extra")
 
 
-async def test_one_maintenance_leader_at_a_time(pg_url: str) -> None:
+async def test_the_maintenance_role_passes_on_on_the_database_clock(pg_url: str) -> None:
     async with opened(pg_url) as first, opened(pg_url) as second:
-        assert await first.lead()
-        assert not await second.lead()
-        assert await first.lead()  # still
-        await first.close()  # its session ends, and the lock with it
-        assert await eventually(second.lead)
-        # A leader whose session is killed loses the role; another process takes it.
-        async with opened(pg_url) as third:
-            assert not await third.lead()
-            await terminate_all(pg_url)
-            assert await eventually(third.lead)
-            assert not await second.lead()
+        assert await first.lead("first", 0.5)
+        assert not await second.lead("second", 0.5)
+        # A killed session neither frees the role nor keeps it: only its lease counts.
+        await terminate_all(pg_url)
+        assert not await lead_through_outage(second, "second", 0.5)
+        await asyncio.sleep(0.6)
+        assert await lead_through_outage(second, "second", 30)
+        assert not await lead_through_outage(first, "first", 30)
+
+
+async def lead_through_outage(store: PostgresStore, holder: str, ttl: float) -> bool:
+    """`lead`, tried again while the store reconnects after its sessions were killed."""
+    for _ in range(20):
+        try:
+            return await store.lead(holder, ttl)
+        except StoreError:
+            await asyncio.sleep(0.05)
+    raise AssertionError("the store did not reconnect")
 
 
 async def test_an_expired_lease_is_rescued_on_the_database_clock(pg_url: str) -> None:
@@ -435,3 +442,17 @@ async def test_an_expired_lease_is_rescued_on_the_database_clock(pg_url: str) ->
         assert (rescued.id, rescued.status) == (row.id, Status.PENDING)
         assert await store.claim("w", None, 1, 30.0) != []
         assert isinstance(claimed.id, UUID)
+
+
+async def test_a_session_ended_under_the_schema_check_is_a_store_error(pg_bare_url: str) -> None:
+    # A "schema version" whose read ends its own session, as an admin or a failover would.
+    async with connection(pg_bare_url) as admin:
+        await admin.execute(
+            "CREATE FUNCTION end_me() RETURNS integer LANGUAGE sql"
+            " AS $$ SELECT CASE WHEN pg_terminate_backend(pg_backend_pid()) THEN 1 END $$;"
+            " CREATE VIEW taskward_schema_version AS SELECT end_me() AS version"
+        )
+    store = PostgresStore(pg_bare_url)
+    with pytest.raises(StoreError, match="cannot read the schema version"):
+        await store.open()
+    await store.close()

@@ -315,11 +315,14 @@ class Store(Protocol):
         """How many tasks there are by queue and status."""
         ...
 
-    async def rescue(self) -> builtins.list[TaskRecord]:
+    async def rescue(self, leader: str | None = None) -> builtins.list[TaskRecord]:
         """Handle Running tasks whose lease expired (their worker died or stalled).
 
         Each goes back to Pending (the next claim counts a new attempt), or to Failed with
         the error "lease expired ..." when it has used all its attempts. Returns the rows after.
+        With ``leader``, only while that holder has the maintenance role (see `lead`), checked
+        in the same transaction on the store's clock: a leader that lost the role while it
+        was stopped or cut off rescues nothing.
         """
         ...
 
@@ -341,14 +344,20 @@ class Store(Protocol):
         """The workers alive now, oldest first (and forget those whose beat expired)."""
         ...
 
-    async def lead(self) -> bool:
-        """Whether this store's process is the maintenance leader now (taking the role if free).
+    async def lead(self, holder: str, ttl: float) -> bool:
+        """Take or renew the maintenance role for ``holder`` until the store's now + ``ttl``.
 
-        Only the leader rescues expired leases, prunes and fires schedules, so
-        many workers do not repeat the same work. PostgreSQL elects one process by advisory
-        lock and hands the role on when the leader's session ends; the memory and SQLite
-        stores answer True (one process, or a file whose lock already serializes the work).
+        The role is a lease row on the store's clock: True when ``holder`` now leads (the
+        role was free, expired, or already its own), False while another holder's lease
+        runs. Only the leader rescues, prunes and fires schedules, so many workers do not
+        repeat the same work; a leader that stops renewing (it died, is stopped, or cannot
+        reach the store) loses the role after ``ttl``, whatever becomes of its connection.
         """
+        ...
+
+    async def resign(self, holder: str) -> None:
+        """Give up the maintenance role if ``holder`` has it (a clean stop), so another
+        process takes it at its next try instead of after the lease."""
         ...
 
     async def put_schedule(

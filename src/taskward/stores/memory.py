@@ -43,6 +43,8 @@ from taskward.stores.rules import (
     duplicate_name_error,
     duplicate_schedule_error,
     encode_cursor,
+    holds,
+    may_lead,
     new_lease_token,
     pending_record,
     rescued_changes,
@@ -82,6 +84,7 @@ class MemoryStore:
         self._closed = False
         self._workers: dict[str, WorkerRecord] = {}
         self._schedules: dict[str, ScheduleRecord] = {}
+        self._leader: tuple[str, float] | None = None  # (holder, expires_at)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -302,9 +305,12 @@ class MemoryStore:
         self._notify()
         return new
 
-    async def rescue(self) -> list[TaskRecord]:
-        """Requeue, fail or cancel the Running tasks whose lease expired."""
+    async def rescue(self, leader: str | None = None) -> list[TaskRecord]:
+        """Requeue, fail or cancel the Running tasks whose lease expired (only while
+        ``leader``, when given, holds the maintenance role)."""
         now = self._clock()
+        if leader is not None and not holds(self._leader, leader, now):
+            return []
         expired = sorted(
             (self._rows[i] for i in self._running),
             key=lambda r: r.seq,
@@ -380,9 +386,18 @@ class MemoryStore:
             del self._workers[worker_id]
         return sorted(self._workers.values(), key=lambda w: (w.started_at, w.id))
 
-    async def lead(self) -> bool:
-        """Always the maintenance leader: the store lives in this process only."""
+    async def lead(self, holder: str, ttl: float) -> bool:
+        """Take or renew the maintenance role for ``holder`` until now + ``ttl``."""
+        now = self._clock()
+        if not may_lead(self._leader, holder, now):
+            return False
+        self._leader = (holder, now + ttl)
         return True
+
+    async def resign(self, holder: str) -> None:
+        """Give the maintenance role up, if ``holder`` has it."""
+        if self._leader is not None and self._leader[0] == holder:
+            self._leader = None
 
     async def wait_for_change(self, timeout: float) -> None:
         """Return when a task is inserted, retried or cancel-requested, or at ``timeout``."""

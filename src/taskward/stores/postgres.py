@@ -16,9 +16,10 @@
   (reconnected in the background) behind a `ChangeSignal`; when notifications are lost (a
   transaction-mode pooler, a dropped connection) it still returns at its timeout, so callers
   that poll on that timeout (the worker does) keep working, only slower.
-- **Maintenance leader.** `lead` holds a session advisory lock on a dedicated connection:
-  one process at a time rescues and prunes; when it dies its session ends, the lock frees,
-  and the next process to ask takes over.
+- **Maintenance leader.** `lead` takes or renews a lease row (``taskward_leaders``) on the
+  database clock. A leader that stops renewing (it died, was stopped, or is cut off while
+  its TCP session stays open) loses the role after one lease, and `rescue` with ``leader=``
+  checks the row in its own transaction, so a stale leader rescues nothing.
 - **Transactional submit.** `insert` with ``connection=`` (the caller's asyncpg connection)
   inserts inside the caller's transaction: the tasks, and the NOTIFY, exist only if it commits.
 - **Outages.** Connection failures become `StoreError` (the worker backs off and retries);
@@ -81,9 +82,8 @@ logger = logging.getLogger("taskward.stores.postgres")
 
 #: The NOTIFY channel of task changes.
 CHANNEL = "taskward"
-# Advisory lock keys (64-bit, fixed): serialize migrations; elect the maintenance leader.
+# The advisory lock key (64-bit, fixed) that serializes migrations.
 _MIGRATE_KEY = 0x7461736B77617201  # "taskwar" + 1
-_LEADER_KEY = 0x7461736B77617202
 
 _SQL_DIR = resources.files("taskward.stores").joinpath("sql", "postgres")
 
@@ -195,9 +195,6 @@ class PostgresStore:
         self._open_lock: asyncio.Lock | None = None
         self._change = ChangeSignal()
         self._listener: asyncio.Task[None] | None = None
-        self._leader: asyncpg.Connection[asyncpg.Record] | None = None
-        self._leading = False
-        self._lead_lock: asyncio.Lock | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -222,11 +219,16 @@ class PostgresStore:
                     server_settings=self._server_settings(),
                     reset=_keep_session,
                 )
-            except _DB_ERRORS as e:
+            except (*_DB_ERRORS, TimeoutError) as e:
                 raise StoreError(f"cannot connect to {self._where}: {e}") from e
             try:
-                async with pool.acquire() as conn:
-                    version = await _schema_version(conn)
+                try:
+                    async with pool.acquire() as conn:
+                        version = await _schema_version(conn)
+                except (*_DB_ERRORS, TimeoutError) as e:
+                    # E.g. the session was ended under the version check: an outage like any
+                    # other, which the caller may try again.
+                    raise StoreError(f"cannot read the schema version of {self._where}: {e}") from e
                 self._check_version(version)
             except BaseException:
                 await _close_pool(pool)
@@ -261,21 +263,17 @@ class PostgresStore:
         return before
 
     async def close(self) -> None:
-        """Stop listening, give up the leader lock, close the pool, wake waiters."""
+        """Stop listening, close the pool, wake waiters."""
         pool, self._pool = self._pool, None
         held, self._held = self._held, None
         listener, self._listener = self._listener, None
         watchdog, self._watchdog = self._watchdog, None
-        leader, self._leader = self._leader, None
-        self._leading = False
         self._change.notify()
         for task in (listener, watchdog):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        if leader is not None:
-            await _close_conn(leader)
         if held is not None:
             await _close_conn(held)
         if self._releasing:
@@ -563,12 +561,17 @@ class PostgresStore:
             f"only a Failed or Cancelled task can be retried, not {old.status}"
         )
 
-    async def rescue(self) -> builtins.list[TaskRecord]:
-        """Requeue, fail or cancel the Running tasks whose lease expired."""
+    async def rescue(self, leader: str | None = None) -> builtins.list[TaskRecord]:
+        """Requeue, fail or cancel the Running tasks whose lease expired (only while
+        ``leader``, when given, holds the maintenance role)."""
         pool = self._need_pool()
         out: list[TaskRecord] = []
         try:
             async with pool.acquire() as conn, conn.transaction():
+                if leader is not None and not await conn.fetchval(
+                    _SQL["leading"], self._fake(), leader
+                ):
+                    return []
                 expired = await conn.fetch(_SQL["expired"], self._fake())
                 if not expired:
                     return []
@@ -650,36 +653,17 @@ class PostgresStore:
 
     # -- maintenance leader ------------------------------------------------------------------
 
-    async def lead(self) -> bool:
-        """Whether this store is the maintenance leader now (it takes the role when free).
+    async def lead(self, holder: str, ttl: float) -> bool:
+        """Take or renew the maintenance role for ``holder`` until the database's now + ``ttl``.
 
-        The role is a session advisory lock held by a dedicated connection: it is released
-        when that connection ends (close, crash, or a terminated backend), and another
-        process's next call takes it.
+        True when ``holder`` leads; False while another holder's role has not expired.
         """
-        if self._pool is None:
-            return False
-        if self._lead_lock is None:
-            self._lead_lock = asyncio.Lock()
-        async with self._lead_lock:
-            conn = self._leader
-            try:
-                if conn is None or conn.is_closed():
-                    self._leading = False
-                    conn = self._leader = await self._connect()
-                if self._leading:
-                    await conn.fetchval("SELECT 1")  # the session lives, so the lock is held
-                else:
-                    self._leading = bool(await conn.fetchval(_SQL["try_lock"], _LEADER_KEY))
-                    if self._leading:
-                        logger.info("%s: this process now leads maintenance", self._where)
-            except (StoreError, *_DB_ERRORS) as e:
-                logger.warning("%s: maintenance leader check failed (%s)", self._where, e)
-                self._leading = False
-                self._leader = None
-                if conn is not None:
-                    await _close_conn(conn)
-            return self._leading
+        row = await self._fetchval(_SQL["lead"], self._fake(), holder, float(ttl))
+        return row is not None
+
+    async def resign(self, holder: str) -> None:
+        """Give the maintenance role up, if ``holder`` has it, so another takes it at once."""
+        await self._execute(_SQL["resign"], holder)
 
     # -- internals ---------------------------------------------------------------------------
 

@@ -130,3 +130,14 @@ def rescued_changes(row: TaskRecord, now: float) -> dict[str, Any]:
             **lease,
         }
     return {"status": Status.PENDING, **lease}
+
+
+def may_lead(current: tuple[str, float] | None, holder: str, now: float) -> bool:
+    """Whether ``holder`` may take or renew a role held as ``current`` (holder, expires_at):
+    when it is free, expired, or already its own. (PostgreSQL says the same in its SQL.)"""
+    return current is None or current[0] == holder or current[1] <= now
+
+
+def holds(current: tuple[str, float] | None, holder: str, now: float) -> bool:
+    """Whether ``holder`` holds a role held as ``current`` (holder, expires_at) at ``now``."""
+    return current is not None and current[0] == holder and current[1] > now

@@ -63,6 +63,8 @@ from taskward.stores.rules import (
     duplicate_name_error,
     duplicate_schedule_error,
     encode_cursor,
+    holds,
+    may_lead,
     new_record,
     pending_record,
     rescued_changes,
@@ -75,7 +77,7 @@ T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
 
 #: The schema this code writes and reads, kept in ``PRAGMA user_version``.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def _load_statements() -> dict[str, str]:
@@ -91,7 +93,9 @@ def _load_statements() -> dict[str, str]:
 _SQL = _load_statements()
 _SCHEMA = [s for s in re.split(r";\s*\n", _SQL["schema"]) if s.strip()]
 #: What each version adds to the one before (version 1 is `_SCHEMA`).
-_MIGRATIONS = {2: [s for s in re.split(r";\s*\n", _SQL["schema_2"]) if s.strip()]}
+_MIGRATIONS = {
+    v: [s for s in re.split(r";\s*\n", _SQL[f"schema_{v}"]) if s.strip()] for v in (2, 3)
+}
 _PICKS = {"one": _SQL["pick_queue"], "some": _SQL["pick_queues"], "all": _SQL["pick_all"]}
 
 _CHUNK = 500  # ids per IN (...) list, well under SQLite's limit on bound parameters
@@ -346,9 +350,10 @@ class SQLiteStore:
             self._notify()
         return row
 
-    async def rescue(self) -> list[TaskRecord]:
-        """Requeue, fail or cancel the Running tasks whose lease expired."""
-        return await self._write(_rescue_tx, self._clock())
+    async def rescue(self, leader: str | None = None) -> list[TaskRecord]:
+        """Requeue, fail or cancel the Running tasks whose lease expired (only while
+        ``leader``, when given, holds the maintenance role)."""
+        return await self._write(_rescue_tx, self._clock(), leader)
 
     async def prune(self, older_than: Mapping[Status, float], limit: int = 500) -> int:
         """Delete up to ``limit`` finished tasks older than their status's age, oldest first."""
@@ -399,10 +404,13 @@ class SQLiteStore:
             by_queue.setdefault(queue_name, {})[_status(status)] = n
         return Counts(by_queue=by_queue)
 
-    async def lead(self) -> bool:
-        """Always True: the processes sharing a file take turns at its write lock anyway,
-        and rescue and prune are safe to repeat."""
-        return True
+    async def lead(self, holder: str, ttl: float) -> bool:
+        """Take or renew the maintenance role for ``holder`` until now + ``ttl``."""
+        return await self._write(_lead_tx, holder, self._clock(), ttl)
+
+    async def resign(self, holder: str) -> None:
+        """Give the maintenance role up, if ``holder`` has it."""
+        await self._write(_rowcount, _SQL["resign"], (holder,))
 
     async def wait_for_change(self, timeout: float) -> None:
         """Return when tasks changed here or in another process, or at ``timeout``."""
@@ -957,7 +965,21 @@ def _retry_tx(conn: sqlite3.Connection, task_id: str, now: float) -> TaskRecord 
         raise duplicate_name_error(old.name) from None
 
 
-def _rescue_tx(conn: sqlite3.Connection, now: float) -> list[TaskRecord]:
+def _leader(conn: sqlite3.Connection) -> tuple[str, float] | None:
+    row = conn.execute(_SQL["leader"]).fetchone()
+    return None if row is None else (row[0], row[1])
+
+
+def _lead_tx(conn: sqlite3.Connection, holder: str, now: float, ttl: float) -> bool:
+    if not may_lead(_leader(conn), holder, now):
+        return False
+    conn.execute(_SQL["set_leader"], (holder, now + ttl))
+    return True
+
+
+def _rescue_tx(conn: sqlite3.Connection, now: float, leader: str | None) -> list[TaskRecord]:
+    if leader is not None and not holds(_leader(conn), leader, now):
+        return []
     out: list[TaskRecord] = []
     for row in conn.execute(_SQL["expired"], (now,)).fetchall():
         old = _record(row)

@@ -61,6 +61,15 @@ CREATE TABLE schedules (
     updated_at REAL    NOT NULL
 );
 
+-- name: schema_3
+-- Version 3: leadership as a lease row. One row per role ("maintenance"): who holds it and
+-- until when; a holder that stops renewing (stopped, stalled) loses it after one lease.
+CREATE TABLE leaders (
+    role       TEXT PRIMARY KEY,
+    holder     TEXT NOT NULL,
+    expires_at REAL NOT NULL
+);
+
 -- name: insert_one
 INSERT INTO tasks (id, task, args, name, priority, queue, status, max_attempts, timeout,
                    run_at, created_at)
@@ -172,6 +181,16 @@ RETURNING *;
 
 -- name: expired
 SELECT * FROM tasks WHERE status = 'Running' AND lease_expires_at < ?;
+
+-- name: leader
+SELECT holder, expires_at FROM leaders WHERE role = 'maintenance';
+
+-- name: set_leader
+INSERT INTO leaders (role, holder, expires_at) VALUES ('maintenance', ?1, ?2)
+ON CONFLICT (role) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at;
+
+-- name: resign
+DELETE FROM leaders WHERE role = 'maintenance' AND holder = ?;
 
 -- name: rescue
 UPDATE tasks

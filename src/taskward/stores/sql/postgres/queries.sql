@@ -23,9 +23,6 @@ INSERT INTO taskward_schema_version (version) VALUES ($1);
 -- name: xact_lock
 SELECT pg_advisory_xact_lock($1);
 
--- name: try_lock
-SELECT pg_try_advisory_lock($1);
-
 -- name: now
 SELECT taskward_now($1);
 
@@ -175,6 +172,13 @@ WHERE status = 'Running' AND lease_expires_at < taskward_now($1)
 ORDER BY seq
 FOR UPDATE SKIP LOCKED;
 
+-- name: leading
+-- Whether $2 holds the maintenance role now; the row lock keeps it from passing on until
+-- the caller's transaction ends (a takeover waits for it).
+SELECT true FROM taskward_leaders
+WHERE role = 'maintenance' AND holder = $2 AND expires_at > taskward_now($1)
+FOR SHARE;
+
 -- name: rescue
 UPDATE taskward_tasks AS t
 SET status = r.status, finished_at = r.finished_at, error = r.error,
@@ -232,3 +236,15 @@ WITH gone AS (DELETE FROM taskward_workers WHERE expires_at <= taskward_now($1))
 SELECT id, info, started_at, last_seen, expires_at FROM taskward_workers
 WHERE expires_at > taskward_now($1)
 ORDER BY started_at, id;
+
+-- name: lead
+-- Take the maintenance role for $2 until now + $3 seconds, or renew it: only when it is free,
+-- expired, or already $2's. A row comes back when $2 leads.
+INSERT INTO taskward_leaders AS l (role, holder, expires_at)
+VALUES ('maintenance', $2, taskward_now($1) + $3)
+ON CONFLICT (role) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+WHERE l.holder = excluded.holder OR l.expires_at <= taskward_now($1)
+RETURNING holder;
+
+-- name: resign
+DELETE FROM taskward_leaders WHERE role = 'maintenance' AND holder = $1;
