@@ -20,7 +20,8 @@ Decisions a user may notice:
   alone: replacing "ab" everywhere would wreck a traceback, and the pattern of stars would
   give the value away anyway.
 
-Everything here is pure: the stores keep the real values; what is shown is made here.
+Everything here is pure (but for reading ``TASKWARD_REDACT``): the stores keep the real
+values; what is shown is made here.
 """
 
 from __future__ import annotations
