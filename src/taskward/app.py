@@ -55,6 +55,7 @@ from taskward.models import (
     quick_factory,
     read_json,
 )
+from taskward.redact import Secrets, redact_args
 from taskward.retry import Backoff
 from taskward.scheduler import Schedule, ScheduleInfo, schedule_info
 from taskward.stores import open_store, redact_url
@@ -201,6 +202,19 @@ def _inserted_info(record: TaskRecord, times: dict[float, datetime] | None = Non
     )
 
 
+def _hide_secret_defaults(schema: dict[str, Any], secrets: Secrets) -> dict[str, Any]:
+    """The arguments' JSON Schema without the defaults of secret arguments (a default in
+    code is a value too; pydantic shows a SecretStr's as stars, a ``password: str``'s not)."""
+    properties = schema.get("properties")
+    if isinstance(properties, dict):
+        defaults = {k: p["default"] for k, p in properties.items() if "default" in p}
+        shown = redact_args(defaults, secrets)
+        for key, value in shown.items():
+            if value != defaults[key]:
+                del properties[key]["default"]
+    return schema
+
+
 def _statuses(status: Status | str | Iterable[Status | str] | None) -> builtins.list[Status] | None:
     if status is None:
         return None
@@ -327,6 +341,15 @@ class App:
             raise UnknownTaskError(f"unknown task {name!r}; known: {known}")
         return task_fn
 
+    def secrets(self, task: str | None) -> Secrets | None:
+        """Where the task function of this name has arguments typed as secrets (None: it is
+        not registered here, so only the redaction names hide arguments).
+
+        For `TaskInfo.to_json` and `ScheduleInfo.to_json`: ``info.to_json(app.secrets(info.task))``.
+        """
+        task_fn = None if task is None else self._tasks.get(task)
+        return None if task_fn is None else task_fn.secrets
+
     def _resolve(self, task: TaskFunction[Any, Any] | str | None) -> TaskFunction[Any, Any]:
         return task if isinstance(task, TaskFunction) else self.get_task(task)
 
@@ -341,7 +364,7 @@ class App:
                 "max_attempts": t.max_attempts,
                 "timeout": t.timeout,
                 "default": t.name == self.default_task,
-                "args": t.args_schema(),
+                "args": _hide_secret_defaults(t.args_schema(), t.secrets),
             }
             for t in sorted(self._tasks.values(), key=lambda t: t.name)
         ]

@@ -85,11 +85,17 @@ def _task_id(value: str) -> UUID:
         _fail(f"{value!r} is not a task id (a UUID)", EXIT_USAGE)
 
 
-def _show(info: TaskInfo, as_json: bool) -> None:
+def _task_json(app: App, info: TaskInfo) -> dict[str, Any]:
+    """A task as the CLI prints it: secret arguments as "***" (by type with the app's task
+    functions, by name always)."""
+    return info.to_json(app.secrets(info.task))
+
+
+def _show(app: App, info: TaskInfo, as_json: bool) -> None:
     if as_json:
-        click.echo(json.dumps(info.to_json()))
+        click.echo(json.dumps(_task_json(app, info)))
         return
-    data = info.to_json()
+    data = _task_json(app, info)
     progress = info.progress
     data["progress"] = (
         None
@@ -330,7 +336,7 @@ def submit(
         return (await app.submit_many([new]))[0]
 
     info = _run(app, go)
-    click.echo(json.dumps(info.to_json()) if as_json else str(info.id))
+    click.echo(json.dumps(_task_json(app, info)) if as_json else str(info.id))
 
 
 @main.command()
@@ -344,7 +350,7 @@ def status(obj: _Ctx, task_id: str, as_json: bool) -> None:
     info = _run(app, lambda: app.get(tid))
     if info is None:
         _fail(f"no task with id {task_id}")
-    _show(info, as_json)
+    _show(app, info, as_json)
 
 
 @main.command(name="list")
@@ -386,7 +392,9 @@ def list_(
         ),
     )
     if as_json:
-        click.echo(json.dumps({"items": [i.to_json() for i in items], "cursor": next_cursor}))
+        click.echo(
+            json.dumps({"items": [_task_json(app, i) for i in items], "cursor": next_cursor})
+        )
         return
     from rich.console import Console
     from rich.table import Table
@@ -430,7 +438,7 @@ def cancel(obj: _Ctx, task_id: str, as_json: bool) -> None:
         return after, not after.is_finished or after.status is Status.CANCELLED
 
     info, acted = _run(app, go)
-    _show(info, as_json)
+    _show(app, info, as_json)
     if not acted:
         _fail(f"task {tid} had already ended ({info.status.value}); nothing to cancel")
     if info.status is Status.RUNNING:
@@ -446,7 +454,7 @@ def retry(obj: _Ctx, task_id: str, as_json: bool) -> None:
     app = obj.app()
     tid = _task_id(task_id)
     info = _run(app, lambda: app.retry(tid))
-    _show(info, as_json)
+    _show(app, info, as_json)
 
 
 @main.command()
@@ -460,7 +468,7 @@ def wait(obj: _Ctx, task_id: str, timeout: float | None, as_json: bool) -> None:
     tid = _task_id(task_id)
     info = _run(app, lambda: _follow(app, tid, timeout, show_bar=not as_json))
     if as_json:
-        click.echo(json.dumps(info.to_json()))
+        click.echo(json.dumps(_task_json(app, info)))
     elif info.status is Status.COMPLETED:
         click.echo(json.dumps(info.result))
     elif info.status in FINISHED:
@@ -630,9 +638,9 @@ def schedules() -> None:
     """Durable schedules: list, add, remove, pause, resume."""
 
 
-def _show_schedules(infos: list[ScheduleInfo], as_json: bool) -> None:
+def _show_schedules(app: App, infos: list[ScheduleInfo], as_json: bool) -> None:
     if as_json:
-        click.echo(json.dumps([i.to_json() for i in infos]))
+        click.echo(json.dumps([i.to_json(app.secrets(i.schedule.task)) for i in infos]))
         return
     from rich.console import Console
     from rich.table import Table
@@ -644,7 +652,7 @@ def _show_schedules(infos: list[ScheduleInfo], as_json: bool) -> None:
             s.name,
             s.describe() + (" catch-up" if s.catch_up else ""),
             s.task,
-            json.dumps(dict(s.args)),
+            json.dumps(i.to_json(app.secrets(s.task))["args"]),
             "paused" if i.paused else "active",
             i.last_tick.strftime("%Y-%m-%d %H:%M:%S") if i.last_tick else "",
             i.next_tick.strftime("%Y-%m-%d %H:%M:%S") if i.next_tick else "",
@@ -658,7 +666,7 @@ def _show_schedules(infos: list[ScheduleInfo], as_json: bool) -> None:
 def schedules_list(obj: _Ctx, as_json: bool) -> None:
     """List the stored schedules (times in UTC)."""
     app = obj.app()
-    _show_schedules(_run(app, app.list_schedules), as_json)
+    _show_schedules(app, _run(app, app.list_schedules), as_json)
 
 
 @schedules.command(name="add")
@@ -708,7 +716,7 @@ def schedules_add(
         app.check_schedule(schedule)
     except (UnknownTaskError, InvalidArgumentsError, ConfigurationError) as exc:
         _fail(str(exc), EXIT_USAGE)
-    _show_schedules([_run(app, lambda: app.add_schedule(schedule))], as_json)
+    _show_schedules(app, [_run(app, lambda: app.add_schedule(schedule))], as_json)
 
 
 @schedules.command(name="remove")
@@ -728,7 +736,7 @@ def schedules_remove(obj: _Ctx, name: str) -> None:
 def schedules_pause(obj: _Ctx, name: str, as_json: bool) -> None:
     """Stop firing schedule NAME until it is resumed."""
     app = obj.app()
-    _show_schedules([_run(app, lambda: app.pause_schedule(name))], as_json)
+    _show_schedules(app, [_run(app, lambda: app.pause_schedule(name))], as_json)
 
 
 @schedules.command(name="resume")
@@ -738,4 +746,4 @@ def schedules_pause(obj: _Ctx, name: str, as_json: bool) -> None:
 def schedules_resume(obj: _Ctx, name: str, as_json: bool) -> None:
     """Fire schedule NAME again from its next tick (ticks missed while paused are skipped)."""
     app = obj.app()
-    _show_schedules([_run(app, lambda: app.resume_schedule(name))], as_json)
+    _show_schedules(app, [_run(app, lambda: app.resume_schedule(name))], as_json)

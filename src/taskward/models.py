@@ -22,6 +22,7 @@ from uuid import UUID, SafeUUID
 import pydantic_core
 
 from taskward.errors import InvalidTransitionError
+from taskward.redact import Secrets, redact_args
 
 _T = TypeVar("_T")
 
@@ -260,8 +261,12 @@ class TaskInfo:
         """True once the task is Completed, Failed or Cancelled."""
         return self.status in FINISHED
 
-    def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict: the shape the HTTP API and ``--json`` of the CLI show."""
+    def to_json(self, secrets: Secrets | None = None) -> dict[str, Any]:
+        """A JSON-ready dict: the shape the HTTP API and ``--json`` of the CLI show.
+
+        Secret arguments are shown as ``"***"``: those named in ``TASKWARD_REDACT``, and
+        those ``secrets`` marks (from the task function's types: `App.secrets`).
+        """
 
         def when(value: datetime | None) -> str | None:
             return None if value is None else value.isoformat()
@@ -271,7 +276,7 @@ class TaskInfo:
             "id": None if self.id is None else str(self.id),
             "name": self.name,
             "task": self.task,
-            "args": None if self.args is None else dict(self.args),
+            "args": None if self.args is None else redact_args(self.args, secrets),
             "priority": self.priority,
             "queue": self.queue,
             "status": self.status.value,

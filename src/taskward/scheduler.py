@@ -41,6 +41,7 @@ from taskward.errors import (
     InvalidArgumentsError,
     TaskwardError,
 )
+from taskward.redact import Secrets, redact_args
 from taskward.tasks import MAX_DELAY, MAX_NAME_LENGTH
 
 if TYPE_CHECKING:
@@ -301,13 +302,14 @@ class ScheduleInfo:
     last_tick: datetime | None
     next_tick: datetime | None  # None while paused
 
-    def to_json(self) -> dict[str, Any]:
-        """The JSON object the API and ``--json`` show."""
+    def to_json(self, secrets: Secrets | None = None) -> dict[str, Any]:
+        """The JSON object the API and ``--json`` show; secret arguments as ``"***"`` (see
+        `TaskInfo.to_json`)."""
         s = self.schedule
         return {
             "name": s.name,
             "task": s.task,
-            "args": dict(s.args),
+            "args": redact_args(s.args, secrets),
             "every": s.every,
             "cron": s.cron,
             "timezone": s.timezone,

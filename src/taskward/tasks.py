@@ -9,6 +9,10 @@ Submit options (``name``, ``priority``, ``queue``, ``delay``, ``run_at``, ``max_
 task function's own parameters of the same name; such parameters are passed in one dict with
 `TaskFunction.submit_args` / `TaskFunction.prepare_args` instead.
 
+Secret arguments (typed pydantic ``SecretStr``, ``Secret[...]``...) are stored with their
+real value, which the worker passes on; pydantic alone would write stars. Where they are
+shown, `taskward.redact` hides them (`TaskFunction.secrets` says where they are).
+
 ``run_at`` must be a timezone-aware datetime: a naive one is refused rather than guessed
 (UTC or local?), because guessing wrong silently shifts a schedule by hours.
 """
@@ -30,6 +34,7 @@ import pydantic_core
 
 from taskward.errors import ConfigurationError, InvalidArgumentsError
 from taskward.models import new_task_id, quick_factory
+from taskward.redact import PYDANTIC_SHOWN, Secrets, reveal, secrets_of
 from taskward.retry import Backoff
 from taskward.stores.base import NewTask
 
@@ -226,6 +231,8 @@ class TaskFunction(Generic[P, R]):
         ]
         self.model = self._build_model()
         self._schema = self._build_schema()
+        self.secrets: Secrets = self._find_secrets()
+        self._has_secrets = bool(self.secrets)
         # Arguments whose types are JSON's own come back from JSON unchanged: no need to
         # check the round trip on every submit (see _to_json).
         hints = typing.get_type_hints(fn)
@@ -294,6 +301,11 @@ class TaskFunction(Generic[P, R]):
             ) from exc
         return model
 
+    def _find_secrets(self) -> Secrets:
+        """Where the arguments typed as secrets (pydantic's SecretStr, Secret[...]) are."""
+        fields = self.model.model_fields.values()
+        return secrets_of({field.alias or "": field.annotation for field in fields})
+
     def _build_schema(self) -> dict[str, Any]:
         # Built eagerly so that a type with no JSON Schema fails at decoration time.
         try:
@@ -329,6 +341,8 @@ class TaskFunction(Generic[P, R]):
         try:
             # `model_dump_json(by_alias=True)` less its Python wrapper.
             text = self.model.__pydantic_serializer__.to_json(model, by_alias=True).decode()
+            if self._has_secrets or PYDANTIC_SHOWN in text:
+                text = self._with_secrets(model)
         except pydantic_core.PydanticSerializationError as exc:
             raise self._error(f"not JSON-serialisable: {exc}") from None
         if not self._json_native:
@@ -336,6 +350,18 @@ class TaskFunction(Generic[P, R]):
             # encoder) would fail later in the worker: fail here, in the caller, instead.
             self.validate_json_args(json.loads(text))
         return text
+
+    def _with_secrets(self, model: pydantic.BaseModel) -> str:
+        """The JSON text of the arguments with the real values of their secrets.
+
+        pydantic writes a secret as ``"**********"`` in JSON: stored so, the worker would get
+        the stars. (A secret can also hide in an argument typed ``Any``, hence the look for
+        the stars.) Shown values are redacted elsewhere (`taskward.redact`).
+        """
+        serializer = self.model.__pydantic_serializer__
+        shown = serializer.to_python(model, by_alias=True, mode="json")
+        real = serializer.to_python(model, by_alias=True)
+        return pydantic_core.to_json(reveal(shown, real), inf_nan_mode="strings").decode()
 
     def bind(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         """Bind a call's arguments to parameter names; return them validated, as JSON values."""

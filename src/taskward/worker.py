@@ -30,6 +30,7 @@ from taskward.errors import LeaseLostError, StoreError, TaskwardError, UnknownTa
 from taskward.leader import Leadership
 from taskward.manager import Retention, TaskManager
 from taskward.models import Progress, Status, read_json
+from taskward.redact import mask, secret_values
 from taskward.scheduler import run_schedules
 from taskward.stores import redact_url
 from taskward.stores.base import Outcome, Store, TaskRecord
@@ -413,11 +414,13 @@ class Worker:
         except TimeoutError as exc:
             if run.cancel is not None:
                 return _Outcome(Status.CANCELLED, error=f"cancelled ({run.cancel})")
-            return _Outcome.failure(exc, f"timed out after {record.timeout}s")
+            secrets = secret_values(args, fn.secrets)
+            return _Outcome.failure(exc, f"timed out after {record.timeout}s", secrets)
         except Exception as exc:
             if run.cancel is not None:
                 return _Outcome(Status.CANCELLED, error=f"cancelled ({run.cancel})")
-            return _Outcome.failure(exc)
+            # The error and traceback are stored and logged: the secrets' values go.
+            return _Outcome.failure(exc, secrets=secret_values(args, fn.secrets))
         if run.cancel is not None:
             # It swallowed our cancellation and returned: a cancel asked for stays a cancel
             # (as in TaskManager), rather than turning into Completed.
@@ -425,7 +428,8 @@ class Worker:
         try:
             return _Outcome(Status.COMPLETED, result=fn.dump_result(result))
         except (ValueError, TypeError, TaskwardError) as exc:
-            return _Outcome.fatal(f"the result cannot be stored as JSON: {exc}")
+            message = f"the result cannot be stored as JSON: {exc}"
+            return _Outcome.fatal(mask(message, secret_values(args, fn.secrets)))
 
     async def _record_outcome(self, run: _Run, outcome: _Outcome) -> None:
         """Write the outcome, fenced by the lease: retry, release, cancel, fail or complete."""
@@ -834,10 +838,14 @@ class _Outcome:
     retry: bool = False
 
     @classmethod
-    def failure(cls, exc: BaseException, message: str | None = None) -> _Outcome:
-        """A failed attempt that may be retried."""
+    def failure(
+        cls, exc: BaseException, message: str | None = None, secrets: list[str] | None = None
+    ) -> _Outcome:
+        """A failed attempt that may be retried; ``secrets``' values masked in its texts."""
         text = message or (f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
         tb = "".join(traceback.format_exception(exc))
+        if secrets:
+            text, tb = mask(text, secrets), mask(tb, secrets)
         return cls(Status.FAILED, error=text, traceback=tb, retry=True)
 
     @classmethod

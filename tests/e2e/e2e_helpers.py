@@ -6,14 +6,17 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 from taskward.app import App
 from taskward.models import TaskInfo
@@ -136,3 +139,72 @@ async def get(app: App, task_id: uuid.UUID | None) -> TaskInfo:
     """The task's snapshot; it must exist."""
     [info] = await infos(app, [task_id])
     return info
+
+
+#: The `taskward serve` command, as a user runs it.
+SERVE = [sys.executable, "-m", "taskward", "serve"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass
+class Server:
+    """A ``taskward serve`` subprocess and its captured log."""
+
+    proc: subprocess.Popen[bytes]
+    port: int
+    log: Path
+    db: str
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM, timeout: float = 15) -> int:
+        self.proc.send_signal(sig)
+        return self.proc.wait(timeout)
+
+
+def start_serve(
+    tmp: Path, *args: str, token: str | None = None, env: Mapping[str, str] | None = None
+) -> Server:
+    """``taskward serve`` on a free port and a SQLite file in ``tmp``, once it is ready.
+
+    ``env``: more environment (the apps of ``tests/e2e/apps`` import by name).
+    """
+    port = free_port()
+    log = tmp / f"serve-{port}.log"
+    db = f"sqlite:///{tmp / 'tasks.db'}"
+    # The developer's own TASKWARD_* settings (a token, a redaction list) stay out.
+    full = {k: v for k, v in os.environ.items() if not k.startswith("TASKWARD_")}
+    full.update(TASKWARD_DB=db, PYTHONPATH=str(APPS), **(env or {}))
+    if token is not None:
+        full["TASKWARD_API_TOKEN"] = token
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [*SERVE, "--port", str(port), *args],
+            env=full,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=tmp,
+        )
+    server = Server(proc, port, log, db)
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            if httpx.get(f"{server.url}/health/ready", timeout=1).status_code == 200:
+                return server
+        except httpx.TransportError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError(f"serve did not become ready:\n{server.output()}")
+        time.sleep(0.05)

@@ -8,85 +8,26 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from e2e_helpers import SERVE, Server, free_port, start_serve
 
 from taskward.app import App
 from taskward.models import Status
 
 pytestmark = [pytest.mark.slow]
 
-# Until `serve` is wired into the `taskward` group, run its module directly.
-SERVE = [sys.executable, "-m", "taskward", "serve"]
 NO_SUCH_ID = "00000000-0000-0000-0000-000000000000"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-@dataclass
-class Server:
-    proc: subprocess.Popen[bytes]
-    port: int
-    log: Path
-    db: str
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def stop(self, sig: signal.Signals = signal.SIGTERM, timeout: float = 15) -> int:
-        self.proc.send_signal(sig)
-        return self.proc.wait(timeout)
-
-
-def start(tmp: Path, *args: str, token: str | None = None) -> Server:
-    port = free_port()
-    log = tmp / f"serve-{port}.log"
-    db = f"sqlite:///{tmp / 'tasks.db'}"
-    env = {**os.environ, "TASKWARD_DB": db}
-    env.pop("TASKWARD_API_TOKEN", None)
-    if token is not None:
-        env["TASKWARD_API_TOKEN"] = token
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [*SERVE, "--port", str(port), *args],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=tmp,
-        )
-    server = Server(proc, port, log, db)
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            if httpx.get(f"{server.url}/health/ready", timeout=1).status_code == 200:
-                return server
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise AssertionError(f"serve did not become ready:\n{server.output()}")
-        time.sleep(0.05)
 
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
-    s = start(tmp_path, "--grace", "1", "--concurrency", "4")
+    s = start_serve(tmp_path, "--grace", "1", "--concurrency", "4")
     try:
         yield s
     finally:
@@ -232,7 +173,7 @@ async def test_sigterm_drains_and_releases_and_exits_zero(
 
 
 def test_token_is_required_when_set(tmp_path: Path) -> None:
-    s = start(tmp_path, "--no-worker", token="e2e-token")
+    s = start_serve(tmp_path, "--no-worker", token="e2e-token")
     try:
         with httpx.Client(base_url=s.url) as c:
             assert c.post("/api/tasks", json={}).status_code == 401
@@ -247,7 +188,7 @@ def test_token_is_required_when_set(tmp_path: Path) -> None:
             s.proc.kill()
 
 
-def test_public_bind_without_token_refuses_to_start(tmp_path: Path) -> None:
+def test_public_bind_without_token_refuses_to_start_serve(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "TASKWARD_API_TOKEN"}
     done = subprocess.run(
         [*SERVE, "--host", "0.0.0.0", "--port", str(free_port())],

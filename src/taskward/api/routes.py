@@ -3,7 +3,8 @@
 Submit bodies are parsed here from the raw bytes with pydantic (one pass from JSON, strict),
 not by FastAPI's body machinery: ``POST /api/tasks`` takes one task or, like the batch route,
 a list of them, and every error names its field as ``["body", <index>, "<field>"]``.
-Responses are built from `TaskInfo.to_json` directly; the OpenAPI schema declares each one.
+Responses are built from `TaskInfo.to_json` directly, secret arguments shown as ``"***"``
+(`taskward.redact`); the OpenAPI schema declares each one.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from taskward.stores.base import NewTask
 
 if TYPE_CHECKING:
     from taskward.api.service import TaskwardAPI
+    from taskward.app import App
 
 __all__ = ["build_router"]
 
@@ -204,8 +206,12 @@ def _new_schedule(api: TaskwardAPI, body: bytes) -> Schedule:
     return schedule
 
 
-def _schedule_response(info: ScheduleInfo, status_code: int = 200) -> Response:
-    return JSONResponse(info.to_json(), status_code=status_code)
+def _schedule_json(app: App, info: ScheduleInfo) -> dict[str, Any]:
+    return info.to_json(app.secrets(info.schedule.task))
+
+
+def _schedule_response(app: App, info: ScheduleInfo, status_code: int = 200) -> Response:
+    return JSONResponse(_schedule_json(app, info), status_code=status_code)
 
 
 def _task_id(value: str) -> UUID:
@@ -215,8 +221,13 @@ def _task_id(value: str) -> UUID:
         raise ApiError(404, f"no task with id {value[:100]!r}") from None
 
 
-def _task_response(info: TaskInfo, status_code: int = 200) -> Response:
-    return JSONResponse(info.to_json(), status_code=status_code)
+def _task_json(app: App, info: TaskInfo) -> dict[str, Any]:
+    """A task as the API shows it: secret arguments as "***" (by type and by name)."""
+    return info.to_json(app.secrets(info.task))
+
+
+def _task_response(app: App, info: TaskInfo, status_code: int = 200) -> Response:
+    return JSONResponse(_task_json(app, info), status_code=status_code)
 
 
 def build_router(api: TaskwardAPI) -> APIRouter:
@@ -317,7 +328,9 @@ def build_router(api: TaskwardAPI) -> APIRouter:
             )
         except InvalidArgumentsError as exc:
             raise InvalidRequestError([(["query", "cursor"], str(exc), "value_error")]) from None
-        return JSONResponse({"items": [i.to_json() for i in items], "cursor": next_cursor})
+        return JSONResponse(
+            {"items": [_task_json(api.app, i) for i in items], "cursor": next_cursor}
+        )
 
     @route(
         "GET",
@@ -330,7 +343,7 @@ def build_router(api: TaskwardAPI) -> APIRouter:
         info = await api.app.get(_task_id(task_id))
         if info is None:
             raise ApiError(404, f"no task with id {task_id}")
-        return _task_response(info)
+        return _task_response(api.app, info)
 
     @route(
         "POST",
@@ -345,7 +358,7 @@ def build_router(api: TaskwardAPI) -> APIRouter:
         if info.status in (Status.COMPLETED, Status.FAILED):
             raise ApiError(409, f"task {task_id} had already ended {info.status.value}")
         api.hub.observe(info)
-        return _task_response(info, 202)
+        return _task_response(api.app, info, 202)
 
     @route(
         "POST",
@@ -358,7 +371,7 @@ def build_router(api: TaskwardAPI) -> APIRouter:
     async def retry_task(task_id: str) -> Response:
         info = await api.app.retry(_task_id(task_id))
         api.hub.observe(info)
-        return _task_response(info, 202)
+        return _task_response(api.app, info, 202)
 
     @route(
         "GET",
@@ -430,7 +443,7 @@ def build_router(api: TaskwardAPI) -> APIRouter:
         responses=_responses(*auth, 500, 503),
     )
     async def list_schedules() -> Response:
-        return JSONResponse([i.to_json() for i in await api.app.list_schedules()])
+        return JSONResponse([_schedule_json(api.app, i) for i in await api.app.list_schedules()])
 
     @schedule_route(
         "POST",
@@ -450,7 +463,7 @@ def build_router(api: TaskwardAPI) -> APIRouter:
         schedule = _new_schedule(api, await request.body())
         info = await api.app.add_schedule(schedule)
         return JSONResponse(
-            info.to_json(),
+            _schedule_json(api.app, info),
             status_code=201,
             headers={"Location": f"{request.scope['path'].rstrip('/')}/{quote(schedule.name)}"},
         )
@@ -466,7 +479,7 @@ def build_router(api: TaskwardAPI) -> APIRouter:
         info = await api.app.get_schedule(name)
         if info is None:
             raise UnknownScheduleError(f"no schedule named {name[:100]!r}")
-        return _schedule_response(info)
+        return _schedule_response(api.app, info)
 
     @schedule_route(
         "DELETE",
@@ -491,7 +504,7 @@ def build_router(api: TaskwardAPI) -> APIRouter:
         responses=_schedule_responses(*auth, 404, 500, 503),
     )
     async def pause_schedule(name: str) -> Response:
-        return _schedule_response(await api.app.pause_schedule(name))
+        return _schedule_response(api.app, await api.app.pause_schedule(name))
 
     @schedule_route(
         "POST",
@@ -501,7 +514,7 @@ def build_router(api: TaskwardAPI) -> APIRouter:
         responses=_schedule_responses(*auth, 404, 500, 503),
     )
     async def resume_schedule(name: str) -> Response:
-        return _schedule_response(await api.app.resume_schedule(name))
+        return _schedule_response(api.app, await api.app.resume_schedule(name))
 
     @router.get(
         "/health/live", summary="The process is up", response_model=HealthOut, tags=["health"]

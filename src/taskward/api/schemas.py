@@ -42,6 +42,11 @@ __all__ = [
 MAX_BATCH = 1000
 #: The longest delay: a hundred years. Beyond, the due time would not fit a datetime.
 MAX_DELAY = 100 * 365.25 * 86_400
+#: How the API describes the arguments it shows.
+SECRET_ARGS = (
+    "The arguments; secret ones (typed SecretStr or Secret[...], or named like a redaction"
+    ' name of TASKWARD_REDACT) show as "***".'
+)
 
 
 class SubmitRequest(BaseModel):
@@ -135,7 +140,7 @@ class ScheduleOut(BaseModel):
 
     name: str
     task: str
-    args: dict[str, Any]
+    args: dict[str, Any] = Field(description=SECRET_ARGS)
     every: float | None
     cron: str | None
     timezone: str
@@ -166,7 +171,7 @@ class TaskOut(BaseModel):
     id: UUID
     name: str | None
     task: str | None
-    args: dict[str, Any] | None
+    args: dict[str, Any] | None = Field(description=SECRET_ARGS)
     priority: int
     queue: str | None
     status: Status
