@@ -391,6 +391,7 @@ class Worker:
                 f"unknown task {record.task!r}: no task function of that name is registered "
                 "in this worker's app"
             )
+        args: Any = None
         try:
             args = read_json(record.args)
             if not isinstance(args, dict):
@@ -400,6 +401,8 @@ class Worker:
             reason = str(exc) or type(exc).__name__
             if isinstance(exc, RecursionError):
                 reason = "nested too deeply to be decoded"
+            elif isinstance(args, dict):  # a validation error may quote a secret's value
+                reason = mask(reason, secret_values(args, fn.secrets))
             return _Outcome.fatal(f"the stored arguments cannot be used: {reason}")
         try:
             if record.timeout is None:  # most tasks: no timeout context to set up

@@ -142,7 +142,7 @@ async def stall_and_recover(
     rescued_after = done.started_at - first.lease_expires_at
     # The rescue waits for the lease, then for the leader's role to pass on and one round.
     assert 0 <= rescued_after <= LEASE + 2.0, rescued_after
-    # The measured figure, for whoever runs this with -s (DESIGN's bound is asserted above).
+    # The measured figure, for whoever runs this with -s (the promised bound is asserted above).
     figure = {"scenario": what, "rescued_s_after_lease_expiry": round(rescued_after, 2)}
     print(json.dumps(figure))  # noqa: T201
     assert "now leads maintenance" in follower.output()
