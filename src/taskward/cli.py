@@ -55,7 +55,8 @@ def _origin(exc: BaseException) -> str:
     for frame in traceback.extract_tb(exc.__traceback__):
         name = frame.filename
         if not name.startswith("<") and not os.path.abspath(name).startswith(package):
-            where = f"{os.path.relpath(name)}:{frame.lineno}: "
+            shown = os.path.relpath(name)
+            where = f"{name if shown.startswith('..') else shown}:{frame.lineno}: "
     return where
 
 
@@ -152,13 +153,19 @@ class _Ctx:
         if self.app_spec and (need_tasks or not self.db):
             try:
                 app = load_app(self.app_spec)
-            except click.ClickException as exc:
+            except Exception as exc:  # any breakage of the app's module, here
                 if need_tasks:
                     raise
+                why = (
+                    exc.format_message()
+                    if isinstance(exc, click.ClickException)
+                    else f"cannot load the app {self.app_spec!r}: {_origin(exc)}"
+                    f"{type(exc).__name__}: {exc}"
+                )
                 fallback = App(self.db)
                 click.echo(
-                    f"Warning: {exc.format_message()}; reading the store"
-                    f" {redact_url(fallback.url)} instead (choose one with --db or TASKWARD_DB)",
+                    f"Warning: {why}; reading the store {redact_url(fallback.url)} instead"
+                    " (choose one with --db or TASKWARD_DB)",
                     err=True,
                 )
                 return fallback

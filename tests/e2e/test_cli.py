@@ -587,19 +587,30 @@ def test_list_and_status_work_while_the_app_module_is_broken(cli: Cli) -> None:
     assert (shown.code, shown.fields()["status"], shown.err) == (0, "Pending", "")
 
 
+@pytest.mark.parametrize(
+    ("module", "why"),
+    [
+        ("brokenapp", "brokenapp.py:10: task 'never': max_attempts must be"),
+        ("typoapp", "typoapp.py:9: NameError: name 'Ap' is not defined"),
+    ],
+)
 async def test_without_a_store_named_a_broken_app_falls_back_to_the_default_store(
-    cli: Cli,
+    cli: Cli, module: str, why: str
 ) -> None:
+    (cli.cwd / "typoapp.py").write_text(
+        '"""An app module with a typo."""\n\nfrom __future__ import annotations\n\n'
+        "from taskward.app import App  # noqa: F401\n\n\n# the typo:\napp = Ap()\n"
+    )
     # The default store: sqlite:///taskward.db in the working directory.
     async with App(f"sqlite:///{cli.cwd / 'taskward.db'}") as default:
         [info] = await default.submit_many([new_task("hold", {"seconds": 1})])
-    result = cli(
-        "status", str(info.id), "--json", db=False, app=False, TASKWARD_APP="brokenapp:app"
-    )
+    spec = f"{module}:app"
+    result = cli("status", str(info.id), "--json", db=False, app=False, TASKWARD_APP=spec)
     assert result.code == 0, result.err
     assert result.json()["id"] == str(info.id)
     [warning] = result.err.splitlines()
-    assert warning.startswith("Warning: cannot load the app 'brokenapp:app': ")
+    assert warning.startswith(f"Warning: cannot load the app {spec!r}: ")
+    assert why in warning
     assert "reading the store sqlite:///taskward.db instead" in warning
 
 
