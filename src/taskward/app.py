@@ -399,6 +399,17 @@ class App:
         restarts), and whichever process leads maintenance submits each tick once, as a task
         named ``<name>@<tick time>``. A bad schedule raises `ConfigurationError` here.
         """
+        given: object = task  # the annotation is not checked at run time
+        if not isinstance(given, TaskFunction | str):
+            # A plain function: the usual slip is a missing @app.task on it.
+            what = getattr(given, "__qualname__", None) if callable(given) else None
+            raise ConfigurationError(
+                f"schedule {name!r}: {what}() is not a task function: decorate it with"
+                " @app.task (a schedule submits a task of it on every tick)"
+                if what
+                else f"schedule {name!r}: give a task function (@app.task) or its name,"
+                f" not {given!r}"
+            )
         try:
             sched = Schedule(
                 name=name,

@@ -1,8 +1,10 @@
 """The ``taskward`` command: a thin layer over `App` and `Worker`.
 
 Exit codes: 0 success; 1 the operation failed (unknown id, refused, task Failed, cancel of a
-task that had already ended); 2 bad usage or input (bad JSON, unknown task, invalid arguments,
-malformed id, no app where one is needed); 3 the task was Cancelled; 4 a wait timed out.
+task that had already Completed or Failed); 2 bad usage or input (bad JSON, unknown task,
+invalid arguments, malformed id, no app where one is needed, an app that fails to load with a
+taskward configuration error); 3 the task was Cancelled; 4 a wait timed out; 130 interrupted
+by Ctrl-C (SIGINT; ``worker`` and ``serve`` instead stop gracefully and exit 0).
 ``--json`` prints machine-readable output on every command; errors always go to stderr.
 """
 
@@ -14,6 +16,7 @@ import json
 import logging
 import os
 import sys
+import traceback
 from collections.abc import Awaitable, Callable
 from typing import Any, NoReturn, TypeVar
 from uuid import UUID
@@ -29,11 +32,32 @@ from taskward.errors import (
 )
 from taskward.models import FINISHED, Status, TaskInfo
 from taskward.scheduler import ScheduleInfo
+from taskward.stores import redact_url
 from taskward.stores.base import Counts
 
 T = TypeVar("T")
 
 EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED, EXIT_TIMEOUT = 1, 2, 3, 4
+#: 128 + SIGINT, as shells report a program that Ctrl-C stopped.
+EXIT_INTERRUPTED = 130
+
+
+class AppLoadError(click.ClickException):
+    """The app module raised a taskward error while it was imported (a bad setting in it)."""
+
+    exit_code = EXIT_USAGE
+
+
+def _origin(exc: BaseException) -> str:
+    """``path.py:12: ``, the last line outside taskward on ``exc``'s way (the user's own)."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    where = ""
+    for frame in traceback.extract_tb(exc.__traceback__):
+        name = frame.filename
+        if not name.startswith("<") and not os.path.abspath(name).startswith(package):
+            shown = os.path.relpath(name)
+            where = f"{name if shown.startswith('..') else shown}:{frame.lineno}: "
+    return where
 
 
 def load_app(spec: str) -> App:
@@ -47,6 +71,10 @@ def load_app(spec: str) -> App:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise click.UsageError(f"cannot import {module_name!r}: {exc}") from exc
+    except TaskwardError as exc:
+        # A bad @app.task(...) option and the like: the message says what to change and
+        # the origin where; a traceback through taskward's internals would only bury it.
+        raise AppLoadError(f"cannot load the app {spec!r}: {_origin(exc)}{exc}") from None
     attr = attr or "app"
     if not hasattr(module, attr):
         raise click.UsageError(f"module {module_name!r} has no attribute {attr!r} (from {spec!r})")
@@ -121,8 +149,32 @@ class _Ctx:
         self.app_spec = app_spec
 
     def app(self, need_tasks: bool = False) -> App:
-        if self.app_spec:
-            app = load_app(self.app_spec)
+        """The App to work with; ``need_tasks``: the command needs its task functions.
+
+        A command that needs no task function reads the store only: with --db (or
+        TASKWARD_DB) it does not import the app at all, and an app that fails to import
+        is warned about and the default store read instead, so that ``list`` and
+        ``status`` still work while the app is broken.
+        """
+        if self.app_spec and (need_tasks or not self.db):
+            try:
+                app = load_app(self.app_spec)
+            except Exception as exc:  # any breakage of the app's module, here
+                if need_tasks:
+                    raise
+                why = (
+                    exc.format_message()
+                    if isinstance(exc, click.ClickException)
+                    else f"cannot load the app {self.app_spec!r}: {_origin(exc)}"
+                    f"{type(exc).__name__}: {exc}"
+                )
+                fallback = App(self.db)
+                click.echo(
+                    f"Warning: {why}; reading the store {redact_url(fallback.url)} instead"
+                    " (choose one with --db or TASKWARD_DB)",
+                    err=True,
+                )
+                return fallback
             if self.db:
                 app = _with_store(app, self.db)
             return app
@@ -145,10 +197,53 @@ pass_ctx = click.make_pass_decorator(_Ctx)
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 
 
+#: The options of ``taskward`` itself (they go before the command): a placeholder for their
+#: value, and the environment variable that can give it instead.
+_GROUP_OPTIONS = {
+    "--app": ("module:app", "TASKWARD_APP"),
+    "--db": ("URL", "TASKWARD_DB"),
+    "-v": ("", None),
+    "--verbose": ("", None),
+}
+
+
+def _misplaced(exc: click.NoSuchOption) -> click.UsageError | None:
+    """A hint for a group option given after the command (``taskward submit --app x``)."""
+    if exc.option_name not in _GROUP_OPTIONS:
+        return None
+    option = exc.option_name
+    value, env = _GROUP_OPTIONS[option]
+    names = []
+    ctx = exc.ctx
+    while ctx is not None and ctx.parent is not None:  # up to, not with, the root
+        names.append(ctx.info_name or "")
+        ctx = ctx.parent
+    command = " ".join(reversed(names)) or "COMMAND"
+    example = f"taskward {option}{' ' + value if value else ''} {command} ..."
+    hint = f"{option} is an option of taskward itself, not of {command!r}: put it before the"
+    hint += f" command, as in `{example}`"
+    if env:
+        hint += f", or set {env}"
+    if option == "--app" and command in ("worker", "serve"):
+        hint += f"; `taskward {command} module:app` also takes the app as its argument"
+    return click.UsageError(hint, ctx=exc.ctx)
+
+
 class _Commands(click.Group):
     """The command group; ``serve`` is imported only when used (it loads the server stack)."""
 
     lazy = {"serve": "taskward.serve:serve"}
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.NoSuchOption as exc:
+            raise (_misplaced(exc) or exc) from None
+        except KeyboardInterrupt:
+            # Ctrl-C: the shells' 130, not click's "Aborted!" with 1, which would read as
+            # "the operation failed" (for `wait`: "the task failed").
+            click.echo("Interrupted.", err=True)
+            sys.exit(EXIT_INTERRUPTED)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted([*super().list_commands(ctx), *self.lazy])
@@ -440,6 +535,9 @@ def cancel(obj: _Ctx, task_id: str, as_json: bool) -> None:
     info, acted = _run(app, go)
     _show(app, info, as_json)
     if not acted:
+        if info.status is Status.CANCELLED:  # the wish is met: harmless, as over HTTP
+            click.echo(f"task {tid} was already cancelled", err=True)
+            return
         _fail(f"task {tid} had already ended ({info.status.value}); nothing to cancel")
     if info.status is Status.RUNNING:
         click.echo("cancel requested: its worker stops it within about a second", err=True)
@@ -466,7 +564,11 @@ def wait(obj: _Ctx, task_id: str, timeout: float | None, as_json: bool) -> None:
     """Wait for a task to finish, with a live progress bar; exit code tells how it ended."""
     app = obj.app()
     tid = _task_id(task_id)
-    info = _run(app, lambda: _follow(app, tid, timeout, show_bar=not as_json))
+    try:
+        info = _run(app, lambda: _follow(app, tid, timeout, show_bar=not as_json))
+    except KeyboardInterrupt:
+        click.echo(f"Interrupted: stopped waiting; task {tid} itself goes on.", err=True)
+        sys.exit(EXIT_INTERRUPTED)
     if as_json:
         click.echo(json.dumps(_task_json(app, info)))
     elif info.status is Status.COMPLETED:

@@ -660,7 +660,8 @@ class TaskManager:
             if rec.status is not Status.RUNNING or task is None:
                 continue
             logger.warning(
-                "task %r ignored cancellation for %.1fs; it is abandoned and marked Cancelled",
+                "task %r ignored cancellation for %.1fs: abandoned while still running"
+                " (marked Cancelled; nothing waits for it any more)",
                 rec.name,
                 grace,
             )
@@ -774,7 +775,8 @@ class TaskManager:
 
     async def shutdown(self, grace: float | None = None) -> None:
         """Stop taking tasks, cancel the waiting ones, cancel the running ones and wait up to
-        ``grace`` seconds (default: the manager's), then log each task's outcome."""
+        ``grace`` seconds (default: the manager's), then log each task's outcome (or that
+        it was abandoned, still running, for one that ignored its cancellation)."""
         grace = self.grace if grace is None else grace
         self._closed = True
         self._wake_space()
@@ -786,7 +788,15 @@ class TaskManager:
         running = [r for r in self._records.values() if r.status is Status.RUNNING]
         await self._cancel_running(running, grace)
         for rec in running:
-            logger.info("shutdown: task %r ended %s", rec.name, rec.status)
+            if rec.abandoned:
+                # Nothing was awaited after the grace ran out: it is still running.
+                logger.warning(
+                    "shutdown: task %r abandoned, still running: it ignored cancellation; an"
+                    " event loop that closes now (asyncio.run) waits until it ends",
+                    rec.name,
+                )
+            else:
+                logger.info("shutdown: task %r ended %s", rec.name, rec.status)
         for close in self._closers:
             close()
 

@@ -2,8 +2,11 @@
 processes.
 
 A `Schedule` says *what* to run (a task function and its arguments) and *when* (``every``
-seconds, or a ``cron`` expression in a ``timezone``). Its state in the store is one number,
-``last_tick``: the newest tick already handled. Everything else is pure:
+seconds, or a ``cron`` expression in a ``timezone``). Its state in the store is two numbers:
+``last_tick``, the newest tick already handled (the firing's cursor, which also moves past
+ticks that submit nothing: where a new schedule starts counting, a tick skipped for
+``max_instances``), and ``last_fired``, the newest tick that submitted its task (what users
+are shown as the schedule's last tick). Everything else is pure:
 
 - `next_tick` / `latest_tick` are the tick arithmetic. Intervals are aligned to the Unix epoch
   (``every=60`` ticks on each whole minute, UTC), so every process computes the same ticks
@@ -53,6 +56,7 @@ __all__ = [
     "MAX_SCHEDULE_NAME",
     "MAX_TICKS_PER_ROUND",
     "MIN_EVERY",
+    "UNSAFE_NAME_CHARACTERS",
     "Plan",
     "Schedule",
     "ScheduleInfo",
@@ -75,6 +79,11 @@ MAX_SCHEDULE_NAME = MAX_NAME_LENGTH - 40
 #: The shortest interval: shorter ones would round away against POSIX times.
 MIN_EVERY = 0.001
 MAX_CRON_LENGTH = 200
+#: Characters a schedule name may not hold: the HTTP API addresses a schedule by its name in
+#: the URL path (``/api/schedules/NAME``), where "/" and "\" split it (proxies read "\" as
+#: "/"), "?" and "#" end it, and "%" starts an escape; none survives a URL typed by hand or
+#: joined without quoting. Characters that do not print (control characters) are refused too.
+UNSAFE_NAME_CHARACTERS = frozenset("/\\?#%")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -106,6 +115,12 @@ class Schedule:
             # Tick tasks are named "<schedule>@<tick>": an "@" in the schedule's own name
             # would make one schedule's ticks look like another's.
             raise InvalidArgumentsError(f"schedule name must not contain '@', got {name!r}")
+        for char in name:
+            if char in UNSAFE_NAME_CHARACTERS or not char.isprintable():
+                raise InvalidArgumentsError(
+                    f"schedule name must not contain {char!r}: the HTTP API addresses a"
+                    f" schedule by its name in the URL, got {name!r}"
+                )
         if not isinstance(self.task, str) or not self.task.strip():
             raise InvalidArgumentsError(f"task must be a non-empty string, got {self.task!r}")
         if not isinstance(self.args, Mapping):
@@ -295,7 +310,11 @@ def latest_tick(schedule: Schedule, at: float) -> float:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ScheduleInfo:
-    """A stored schedule as users see it: its definition, state and next tick."""
+    """A stored schedule as users see it: its definition, state and next tick.
+
+    ``last_tick`` is the newest tick that submitted its task (None: none has yet); ticks
+    that were skipped, or passed before the schedule started counting, never show here.
+    """
 
     schedule: Schedule
     paused: bool
@@ -335,7 +354,7 @@ def schedule_info(record: ScheduleRecord, now: float) -> ScheduleInfo:
     return ScheduleInfo(
         schedule=schedule,
         paused=record.paused,
-        last_tick=_datetime(record.last_tick),
+        last_tick=_datetime(record.last_fired),
         next_tick=_datetime(following),
     )
 
@@ -424,7 +443,13 @@ async def _fire_one(app: App, store: Store, record: ScheduleRecord, now: float) 
                 active,
             )
         try:
-            fired = await store.fire_schedule(record.name, record.last_tick, step.last_tick, tasks)
+            fired = await store.fire_schedule(
+                record.name,
+                record.last_tick,
+                step.last_tick,
+                tasks,
+                fired=step.ticks[-1] if step.ticks else None,
+            )
         except DuplicateNameError as exc:
             logger.warning("schedule %r: tick skipped (%s)", record.name, exc)
             fired = await store.fire_schedule(record.name, record.last_tick, step.last_tick, [])

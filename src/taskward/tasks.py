@@ -273,8 +273,8 @@ class TaskFunction(Generic[P, R]):
             hints = typing.get_type_hints(self.fn, include_extras=True)
         except Exception as exc:
             raise ConfigurationError(
-                f"task {self.name!r}: cannot resolve its type hints: {exc}"
-            ) from exc
+                f"task {self.name!r}: cannot resolve its type hints: {type(exc).__name__}: {exc}"
+            ) from None
         definitions: dict[str, Any] = {}
         for param in self.signature.parameters.values():
             annotation = hints.get(param.name, Any)
@@ -295,16 +295,33 @@ class TaskFunction(Generic[P, R]):
             model: type[pydantic.BaseModel] = pydantic.create_model(
                 "TaskArgs", __config__=config, **definitions
             )
-        except pydantic.PydanticSchemaGenerationError as exc:
+        except pydantic.PydanticSchemaGenerationError:
+            # pydantic's own message is about pydantic (arbitrary_types_allowed, core
+            # schemas): advice for a model's author, not for a task function's.
             raise ConfigurationError(
-                f"task {self.name!r}: an argument type cannot be read from JSON: {exc}"
-            ) from exc
+                f"task {self.name!r}: {self._unreadable_argument(hints)}"
+            ) from None
         return model
 
     def _find_secrets(self) -> Secrets:
         """Where the arguments typed as secrets (pydantic's SecretStr, Secret[...]) are."""
         fields = self.model.model_fields.values()
         return secrets_of({field.alias or "": field.annotation for field in fields})
+
+    def _unreadable_argument(self, hints: Mapping[str, Any]) -> str:
+        """Which argument's type pydantic cannot read from JSON, and what to do about it."""
+        for param in self.signature.parameters.values():
+            annotation = hints.get(param.name, Any)
+            try:
+                pydantic.TypeAdapter(annotation)
+            except pydantic.PydanticSchemaGenerationError:
+                shown = getattr(annotation, "__qualname__", None) or repr(annotation)
+                return (
+                    f"argument {param.name!r} has type {shown}, which cannot travel as JSON:"
+                    " annotate it with a JSON type (str, int, float, bool, None, list, dict),"
+                    " a pydantic model or a dataclass of those"
+                )
+        return "an argument's type cannot travel as JSON"
 
     def _build_schema(self) -> dict[str, Any]:
         # Built eagerly so that a type with no JSON Schema fails at decoration time.
@@ -313,9 +330,10 @@ class TaskFunction(Generic[P, R]):
                 warnings.simplefilter("error")
                 return self.model.model_json_schema(by_alias=True)
         except Exception as exc:
+            first = str(exc).strip().partition("\n")[0]  # pydantic adds advice and a URL
             raise ConfigurationError(
-                f"task {self.name!r}: its arguments have no JSON Schema: {exc}"
-            ) from exc
+                f"task {self.name!r}: its arguments have no JSON Schema: {first}"
+            ) from None
 
     def args_schema(self) -> dict[str, Any]:
         """The JSON Schema of the arguments, with their defaults."""

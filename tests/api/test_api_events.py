@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import pytest
 from api_helpers import make_app
 
@@ -212,3 +214,18 @@ async def test_observing_the_same_state_twice_sends_once() -> None:
     hub.close()
     rest = b"".join([chunk async for chunk in stream])
     assert [e for e, _ in parse(rest)] == ["status"]
+
+
+@pytest.mark.parametrize(
+    ("ids", "index"),
+    [(["not-a-uuid"], 0), ([str(uuid.uuid4()), "42"], 1)],
+)
+async def test_a_malformed_task_id_filter_is_422(
+    client: httpx.AsyncClient, ids: list[str], index: int
+) -> None:
+    # Not a stream that would silently never send anything.
+    response = await client.get("/api/events", params={"id": ids})
+    assert response.status_code == 422
+    [problem] = response.json()["detail"]
+    assert problem["loc"] == ["query", "id", index]
+    assert problem["msg"] == f"{ids[index]!r} is not a task id (a UUID)"

@@ -3,6 +3,7 @@ the field named, a taken name 409, an unknown one 404; a worker fires the ticks.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
@@ -74,7 +75,10 @@ async def test_a_taken_name_is_409_and_unknown_names_404(client: httpx.AsyncClie
         ({"timezone": "Mars/Olympus"}, "timezone", "unknown timezone 'Mars/Olympus'"),
         ({"args": {"a": "two"}}, "args", "a: Input should be a valid integer"),
         ({"args": {"c": 1}}, "args", "c: unexpected argument"),
-        ({"name": "a@b"}, "name", "should match pattern"),
+        ({"name": "a@b"}, "name", "schedule name must not contain '@'"),
+        ({"name": "reports/daily"}, "name", "schedule name must not contain '/'"),
+        ({"name": "why?"}, "name", "schedule name must not contain '?'"),
+        ({"name": "50%"}, "name", "schedule name must not contain '%'"),
         ({"max_instances": 0}, "max_instances", "greater than or equal to 1"),
     ],
 )
@@ -106,3 +110,14 @@ async def test_a_worker_fires_a_schedule_created_over_http(
     await eventually(two_done, timeout=10.0)
     [stored] = (await worker_client.get("/api/schedules")).json()
     assert stored["last_tick"] is not None
+
+
+def test_the_schema_documents_which_names_are_refused(app: App) -> None:
+    from taskward.api import create_api
+
+    operation = create_api(app).openapi()["paths"]["/api/schedules"]["post"]
+    documented = operation["requestBody"]["content"]["application/json"]["schema"]
+    pattern = re.compile(documented["properties"]["name"]["pattern"])
+    assert pattern.fullmatch("nightly report")
+    for refused in ("a@b", "a/b", "a\\b", "a?b", "a#b", "50%", "a\nb"):
+        assert not pattern.fullmatch(refused), refused

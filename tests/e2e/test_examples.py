@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import queue
+import re
 import signal
 import socket
 import subprocess
@@ -106,6 +107,41 @@ def start() -> Iterator[Any]:
         proc.wait(timeout=10)
     for reader in readers:
         reader.thread.join(timeout=10)
+
+
+# ----------------------------------------------------------------------- the docs' programs
+
+ROOT = EXAMPLES.parent
+# A line of a program in the docs that prints, and the comment saying what it prints.
+_PRINTS = re.compile(r"^\s*print\(.*\)\s+#\s*(?P<shown>.+)$")
+
+
+def doc_programs(page: str) -> list[str]:
+    """The complete programs of a Markdown page: its Python blocks that run ``main()``."""
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / page).read_text(), flags=re.DOTALL)
+    return [block for block in blocks if "asyncio.run(main())" in block]
+
+
+@pytest.mark.parametrize("page", ["README.md", "docs/manager.md"])
+def test_the_task_manager_programs_of_the_docs_print_what_their_comments_say(
+    page: str, tmp_path: Path
+) -> None:
+    [program] = [p for p in doc_programs(page) if "TaskManager" in p]
+    promised = [m["shown"] for line in program.splitlines() if (m := _PRINTS.match(line))]
+    assert promised, "the program says what it prints"
+    path = tmp_path / "program.py"
+    path.write_text(program)
+    done = subprocess.run(
+        [sys.executable, "-X", "dev", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert_clean(done.stderr)
+    assert done.stdout.splitlines() == promised
 
 
 # ----------------------------------------------------------------------- named tasks

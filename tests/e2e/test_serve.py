@@ -144,6 +144,30 @@ async def test_events_stream_over_http(client: httpx.AsyncClient) -> None:
     assert "progress" in kinds
 
 
+async def test_events_filtered_by_a_task_id_in_any_spelling(client: httpx.AsyncClient) -> None:
+    # Delayed, so that the stream is open before the task starts.
+    body = {"args": {"seconds": 0.4, "steps": 2}, "delay": 1.5}
+    task_id = (await client.post("/api/tasks", json=body)).json()["task_id"]
+    statuses: list[str] = []
+    # Ids compare as UUIDs, not as text: an upper-case spelling finds the task too.
+    async with client.stream("GET", "/api/events", params={"id": task_id.upper()}) as stream:
+        assert stream.status_code == 200
+        lines = stream.aiter_lines()
+        assert (await anext(lines)).startswith("retry:")
+
+        async def until_completed() -> None:
+            async for line in lines:
+                if line.startswith("data: "):
+                    data = json.loads(line.removeprefix("data: "))
+                    assert data["id"] == task_id  # the filter lets only this task through
+                    statuses.append(data["status"])
+                    if data["status"] == "Completed":
+                        return
+
+        await asyncio.wait_for(until_completed(), 10)
+    assert statuses[-1] == "Completed"
+
+
 async def test_sigterm_drains_and_releases_and_exits_zero(
     server: Server, client: httpx.AsyncClient
 ) -> None:

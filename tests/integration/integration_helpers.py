@@ -287,9 +287,13 @@ class FaultyStore:
         expected_last_tick: float | None,
         new_last_tick: float | None,
         tasks: Sequence[NewTask],
+        *,
+        fired: float | None = None,
     ) -> bool:
         self._enter("fire_schedule")
-        return await self.inner.fire_schedule(name, expected_last_tick, new_last_tick, tasks)
+        return await self.inner.fire_schedule(
+            name, expected_last_tick, new_last_tick, tasks, fired=fired
+        )
 
     async def count_active(self, name_prefix: str) -> int:
         return await self.inner.count_active(name_prefix)

@@ -20,9 +20,10 @@ async def test_put_then_get_and_list(store: Store, clock: FakeClock) -> None:
     assert await store.list_schedules() == []
     assert await store.get_schedule("b") is None
     b = await store.put_schedule("b", DEF)
-    assert (b.name, b.definition, b.last_tick, b.paused, b.updated_at) == (
+    assert (b.name, b.definition, b.last_tick, b.last_fired, b.paused, b.updated_at) == (
         "b",
         DEF,
+        None,
         None,
         False,
         START,
@@ -73,6 +74,30 @@ async def test_fire_compares_and_sets_the_last_tick(store: Store) -> None:
     assert after.last_tick == 160.5
 
 
+async def test_last_fired_moves_only_with_a_fired_tick(store: Store, clock: FakeClock) -> None:
+    await store.put_schedule("s", DEF)
+    # Counting starts (the cursor moves), nothing fired.
+    assert await store.fire_schedule("s", None, 100.0, []) is True
+    row = await store.get_schedule("s")
+    assert row is not None
+    assert (row.last_tick, row.last_fired) == (100.0, None)
+    assert await store.fire_schedule("s", 100.0, 160.0, [new("s@160")], fired=160.0) is True
+    # A skipped tick moves the cursor only.
+    assert await store.fire_schedule("s", 160.0, 220.0, []) is True
+    row = await store.get_schedule("s")
+    assert row is not None
+    assert (row.last_tick, row.last_fired) == (220.0, 160.0)
+    # A lost compare-and-set changes neither.
+    assert await store.fire_schedule("s", 100.0, 280.0, [new("s@280")], fired=280.0) is False
+    # Replacing the definition, pausing and resuming keep what fired last.
+    await store.put_schedule("s", '{"other": true}', replace=True)
+    await store.set_schedule_paused("s", True)
+    resumed = await store.set_schedule_paused("s", False)
+    assert resumed is not None
+    assert (resumed.last_tick, resumed.last_fired) == (None, 160.0)
+    assert [r.last_fired for r in await store.list_schedules()] == [160.0]
+
+
 async def test_fire_inserts_the_tick_tasks_in_the_same_transaction(store: Store) -> None:
     await store.put_schedule("s", DEF)
     await store.fire_schedule("s", None, 100.0, [])
@@ -93,10 +118,10 @@ async def test_a_refused_insert_leaves_the_last_tick_unchanged(store: Store) -> 
     await store.insert([new("s@2")])
     d = new("s@1")
     with pytest.raises(DuplicateNameError):
-        await store.fire_schedule("s", 100.0, 200.0, [d, new("s@2")])
+        await store.fire_schedule("s", 100.0, 200.0, [d, new("s@2")], fired=200.0)
     row = await store.get_schedule("s")
     assert row is not None
-    assert row.last_tick == 100.0
+    assert (row.last_tick, row.last_fired) == (100.0, None)
     assert await store.get(d.id) is None
 
 

@@ -7,9 +7,11 @@ The contract every store shares is in test_contract.py; this file needs a real s
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from importlib import resources
 from typing import Any
 from uuid import UUID
 
@@ -83,7 +85,15 @@ async def test_concurrent_migrations_apply_each_version_once(pg_bare_url: str) -
     assert sorted(befores) == [0] + [SCHEMA_VERSION] * 3
     async with connection(pg_bare_url) as conn:
         versions = await conn.fetch("SELECT version FROM taskward_schema_version")
-    assert [v["version"] for v in versions] == list(range(1, SCHEMA_VERSION + 1))
+    # Each migration file's version, once and in order.
+    assert [v["version"] for v in versions] == migration_versions()
+    assert migration_versions()[-1] == SCHEMA_VERSION
+
+
+def migration_versions() -> list[int]:
+    folder = resources.files("taskward.stores").joinpath("sql", "postgres")
+    names = (entry.name for entry in folder.iterdir())
+    return sorted(int(name[:4]) for name in names if re.fullmatch(r"\d{4}_\w+\.sql", name))
 
 
 async def test_a_newer_schema_is_refused(pg_url: str) -> None:

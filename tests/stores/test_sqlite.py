@@ -59,6 +59,56 @@ async def test_a_newer_schema_is_refused(db: Path) -> None:
         await store.get(new().id)
 
 
+async def _file_of_version(db: Path, version: int) -> None:
+    """A file as an older taskward left it: version 1 (tasks only), 2 (schedules without
+    ``last_fired``) or 3 (and the leaders table), with one task, and from version 2 on a
+    schedule that has fired."""
+    store = SQLiteStore(db)
+    await store.open()
+    await store.insert([new("old")])
+    await store.put_schedule("s", '{"task": "t", "every": 60.0}')
+    await store.fire_schedule("s", None, 120.0, [])
+    await store.close()
+    raw = sqlite3.connect(db)
+    if version < 3:
+        raw.execute("DROP TABLE leaders")
+    if version == 1:
+        raw.execute("DROP TABLE schedules")
+    else:
+        raw.execute("ALTER TABLE schedules DROP COLUMN last_fired")
+    raw.execute(f"PRAGMA user_version = {version:d}")
+    raw.commit()
+    raw.close()
+
+
+@pytest.mark.parametrize("version", [1, 2, 3])
+async def test_an_older_file_is_migrated_on_open(db: Path, version: int) -> None:
+    await _file_of_version(db, version)
+    store = SQLiteStore(db)
+    await store.open()
+    try:
+        assert await store.get_by_name("old") is not None  # its tasks stay
+        assert await store.lead("w", 10)  # the leaders table exists
+        if version >= 2:
+            # The cursor stays; which tick fired last was not recorded: not known.
+            row = await store.get_schedule("s")
+            assert row is not None
+            assert (row.last_tick, row.last_fired) == (120.0, None)
+        else:
+            await store.put_schedule("s", '{"task": "t", "every": 60.0}')
+        assert await store.fire_schedule(
+            "s", 120.0 if version >= 2 else None, 180.0, [], fired=180.0
+        )
+        row = await store.get_schedule("s")
+        assert row is not None
+        assert (row.last_tick, row.last_fired) == (180.0, 180.0)
+    finally:
+        await store.close()
+    with sqlite3.connect(db) as raw:
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    raw.close()
+
+
 async def test_a_foreign_tasks_table_is_refused(db: Path) -> None:
     raw = sqlite3.connect(db)
     raw.execute("CREATE TABLE tasks (x)")

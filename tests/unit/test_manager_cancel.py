@@ -320,9 +320,15 @@ async def test_shutdown_cancels_everything_and_logs_each_outcome(
     assert waiting.calls == 0
     assert (tm.running_count(), tm.pending_count()) == (0, 0)
     logged = {r.getMessage() for r in caplog.records if r.name == LOGGER}
-    for name in ["polite", "stubborn", "raising"]:
+    for name in ["polite", "raising"]:
         assert f"shutdown: task {name!r} ended Cancelled" in logged
-    assert len(warnings_about(caplog, "stubborn")) == 1
+    # The stubborn one is still running: logged as abandoned, never as ended.
+    assert not [m for m in logged if m.startswith("shutdown: task 'stubborn' ended")]
+    abandoned, summary = warnings_about(caplog, "stubborn")
+    assert "ignored cancellation for 0.1s: abandoned while still running" in abandoned
+    assert summary.startswith("shutdown: task 'stubborn' abandoned, still running")
+    assert "asyncio.run" in summary
+    assert not stubborn.ended.is_set()
     assert warnings_about(caplog, "polite") == []
 
     # Only the abandoned task is left, and it is referenced until it ends.

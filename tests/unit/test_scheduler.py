@@ -86,6 +86,13 @@ def ticks_between(schedule: Schedule, start: float, end: float) -> list[float]:
         ({"every": 5, "max_instances": 0}, "max_instances must be an integer >= 1"),
         ({"every": 5, "name": "a@b"}, "must not contain '@'"),
         ({"every": 5, "name": " "}, "schedule name must be a non-empty string"),
+        # Names the HTTP API could not address in /api/schedules/NAME.
+        ({"every": 5, "name": "reports/daily"}, "schedule name must not contain '/'"),
+        ({"every": 5, "name": "a\\b"}, "schedule name must not contain '\\\\'"),
+        ({"every": 5, "name": "why?"}, "schedule name must not contain '?'"),
+        ({"every": 5, "name": "no#1"}, "schedule name must not contain '#'"),
+        ({"every": 5, "name": "50%"}, "schedule name must not contain '%'"),
+        ({"every": 5, "name": "two\nlines"}, "schedule name must not contain '\\n'"),
     ],
 )
 def test_bad_schedules_are_refused_with_a_clear_error(
@@ -94,6 +101,11 @@ def test_bad_schedules_are_refused_with_a_clear_error(
     fields: dict[str, Any] = {"name": "s", "task": "t", **options}
     with pytest.raises(InvalidArgumentsError, match=re.escape(message)):
         Schedule(**fields)
+
+
+def test_names_that_fit_a_url_path_segment_are_accepted() -> None:
+    for name in ("nightly report", "sync:crm", "été-1", "a.b_c-d+e"):
+        assert Schedule(name=name, task="t", every=60).name == name
 
 
 def test_a_timedelta_interval_is_stored_as_seconds() -> None:
@@ -387,6 +399,41 @@ async def test_code_schedules_keep_their_last_tick_across_restarts() -> None:
     assert info.next_tick == datetime(2024, 1, 1, 12, 2, tzinfo=UTC)
 
 
+async def test_the_last_tick_shown_is_the_last_one_that_fired() -> None:
+    clock = Clock(ts(2024, 1, 1, 12, 0, 30))
+    app = make_app(clock)
+    await app.add_schedule(Schedule(name="s", task="report", every=60, args={"kind": "x"}))
+    store = await app.connect()
+
+    async def shown() -> tuple[datetime | None, datetime | None]:
+        info = await app.get_schedule("s")
+        assert info is not None
+        return info.last_tick, info.next_tick
+
+    assert await shown() == (None, datetime(2024, 1, 1, 12, 1, tzinfo=UTC))
+    # The first round starts counting at 12:00 but fires nothing: nothing shown yet.
+    await fire_due(app, store, clock())
+    assert await shown() == (None, datetime(2024, 1, 1, 12, 1, tzinfo=UTC))
+    clock.now = ts(2024, 1, 1, 12, 1, 1)
+    await fire_due(app, store, clock())
+    fired = datetime(2024, 1, 1, 12, 1, tzinfo=UTC)
+    assert await shown() == (fired, datetime(2024, 1, 1, 12, 2, tzinfo=UTC))
+    # 12:02 finds the 12:01 task still Pending (max_instances=1): skipped, so not shown.
+    clock.now = ts(2024, 1, 1, 12, 2, 1)
+    await fire_due(app, store, clock())
+    assert [i.name for i in (await app.list())[0]] == ["s@2024-01-01T12:01:00Z"]
+    assert await shown() == (fired, datetime(2024, 1, 1, 12, 3, tzinfo=UTC))
+    # Pausing and resuming keeps what fired last; a restarted count shows nothing new.
+    await app.pause_schedule("s")
+    resumed = await app.resume_schedule("s")
+    assert resumed.last_tick == fired
+    clock.now = ts(2024, 1, 1, 12, 5, 1)
+    await fire_due(app, store, clock())
+    assert (await shown())[0] == fired
+    [listed] = await app.list_schedules()
+    assert listed.to_json()["last_tick"] == "2024-01-01T12:01:00+00:00"
+
+
 async def test_pause_and_resume_skip_the_ticks_missed_meanwhile() -> None:
     clock = Clock(ts(2024, 1, 1, 12, 0, 30))
     app = make_app(clock)
@@ -433,6 +480,22 @@ def test_app_schedule_refuses_bad_schedules_with_clear_errors() -> None:
         app.schedule("x", "report", every=0, args={"kind": "a"})
     with pytest.raises(ConfigurationError, match="kind: missing required argument"):
         app.schedule("x", "report", every=60)
+
+    def build_report() -> None:
+        """A plain function: not registered with @app.task."""
+
+    with pytest.raises(
+        ConfigurationError,
+        match=re.escape(
+            "schedule 'x': test_app_schedule_refuses_bad_schedules_with_clear_errors.<locals>"
+            ".build_report() is not a task function: decorate it with @app.task"
+        ),
+    ):
+        app.schedule("x", build_report, every=60)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match=r"give a task function .* or its name, not 42"):
+        app.schedule("x", 42, every=60)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="schedule name must not contain '/'"):
+        app.schedule("reports/x", "report", every=60, args={"kind": "a"})
     app.schedule("x", "report", every=60, args={"kind": "a"})
     with pytest.raises(ConfigurationError, match="already declared"):
         app.schedule("x", "report", every=60, args={"kind": "a"})

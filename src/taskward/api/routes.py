@@ -221,6 +221,17 @@ def _task_id(value: str) -> UUID:
         raise ApiError(404, f"no task with id {value[:100]!r}") from None
 
 
+def _event_id(index: int, value: str) -> str:
+    """A task id of the events filter, in the form events carry; 422 if malformed (a stream
+    filtered by a malformed id would never send anything)."""
+    try:
+        return str(UUID(value))
+    except ValueError:
+        raise InvalidRequestError(
+            [(["query", "id", index], f"{value[:100]!r} is not a task id (a UUID)", "uuid_parsing")]
+        ) from None
+
+
 def _task_json(app: App, info: TaskInfo) -> dict[str, Any]:
     """A task as the API shows it: secret arguments as "***" (by type and by name)."""
     return info.to_json(app.secrets(info.task))
@@ -424,8 +435,9 @@ def build_router(api: TaskwardAPI) -> APIRouter:
         task: str | None = Query(None, description="Only this task function"),
         queue: str | None = Query(None, description="Only this queue"),
     ) -> StreamingResponse:
+        ids = None if id is None else [_event_id(index, value) for index, value in enumerate(id)]
         return StreamingResponse(
-            api.hub.subscribe(ids=id, task=task, queue=queue, keepalive=api.keepalive),
+            api.hub.subscribe(ids=ids, task=task, queue=queue, keepalive=api.keepalive),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )

@@ -108,8 +108,11 @@ class ScheduleRequest(BaseModel):
     name: str = Field(
         min_length=1,
         max_length=MAX_SCHEDULE_NAME,
-        pattern=r"^[^@]+$",
-        description="Unique among schedules; tick tasks are named <name>@<tick time>.",
+        # Documented here, checked by Schedule (whose message says which character and why).
+        json_schema_extra={"pattern": r"^[^@/\\?#%\x00-\x1f\x7f]+$"},
+        description="Unique among schedules; tick tasks are named <name>@<tick time>."
+        " It is a segment of the schedule's URL, so it may not hold '@', '/', '\\', '?',"
+        " '#', '%' or control characters.",
     )
     task: str = Field(min_length=1, max_length=MAX_NAME_LENGTH)
     args: dict[str, Any] | None = Field(None, description="The task function's arguments.")
@@ -136,7 +139,7 @@ class ScheduleRequest(BaseModel):
 
 
 class ScheduleOut(BaseModel):
-    """A stored schedule, with its state: paused, the last tick handled, the next one."""
+    """A stored schedule, with its state: paused, the last tick that fired, the next one."""
 
     name: str
     task: str

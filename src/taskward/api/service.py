@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
+from fastapi_offline import FastAPIOffline
 
 from taskward.api.auth import token_from_env
 from taskward.api.errors import INTERNAL, error_response
@@ -34,11 +35,13 @@ from taskward.errors import StoreError
 from taskward.models import TaskInfo
 from taskward.worker import Worker
 
-__all__ = ["TaskwardAPI", "create_api"]
+__all__ = ["DOCS_ASSETS", "TaskwardAPI", "create_api"]
 
 logger = logging.getLogger("taskward.api")
 
 _READY_TIMEOUT = 2.0
+#: Where the complete app serves the files of its API docs pages (Swagger UI, ReDoc).
+DOCS_ASSETS = "/docs/assets"
 
 
 class TaskwardAPI:
@@ -85,7 +88,12 @@ class TaskwardAPI:
         host.add_middleware(BodyLimit, max_body=self.max_body, prefixes=(f"{prefix}/api",))
 
     def fastapi(self) -> FastAPI:
-        """A complete FastAPI app: the routes, ``/docs``, JSON errors everywhere."""
+        """A complete FastAPI app: the routes, ``/docs``, JSON errors everywhere.
+
+        ``/docs`` (Swagger UI) and ``/redoc`` load their scripts and styles from this server
+        (``/docs/assets/``, files of the fastapi-offline package), never from a CDN: they
+        work without internet access.
+        """
         from taskward import __version__
 
         @contextlib.asynccontextmanager
@@ -93,11 +101,12 @@ class TaskwardAPI:
             async with self.lifespan():
                 yield
 
-        api = FastAPI(
+        api = FastAPIOffline(
             title="taskward",
             version=__version__,
             description="Background tasks: submit, follow, cancel and retry them.",
             lifespan=lifespan,
+            static_url=DOCS_ASSETS,
         )
         api.state.taskward = self
         self.install(api)

@@ -110,11 +110,18 @@ class WorkerRecord:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ScheduleRecord:
-    """One row of the schedules table: a definition (JSON) and the newest tick handled."""
+    """One row of the schedules table: a definition (JSON), the newest tick handled and the
+    newest tick that fired.
+
+    ``last_tick`` is the firing's cursor: it also moves past ticks that submitted nothing (a
+    schedule's first round starts counting there; a tick skipped for ``max_instances``).
+    ``last_fired`` only moves when a tick's task is submitted: it is what users are shown.
+    """
 
     name: str
     definition: str  # JSON: task, args, every or cron, timezone, catch_up, max_instances
-    last_tick: float | None  # None: never fired (it starts counting at its next round)
+    last_tick: float | None  # None: not counting yet (it starts at its next round)
+    last_fired: float | None  # None: no tick has submitted a task yet
     paused: bool
     updated_at: float
 
@@ -366,7 +373,7 @@ class Store(Protocol):
         """Create a schedule (not paused, never fired) and return it.
 
         When one of this name exists: with ``replace`` its definition is updated (its
-        ``last_tick`` and ``paused`` stay); without, `DuplicateNameError`.
+        ``last_tick``, ``last_fired`` and ``paused`` stay); without, `DuplicateNameError`.
         """
         ...
 
@@ -386,7 +393,7 @@ class Store(Protocol):
         """Pause or resume a schedule; None when there is none of this name.
 
         Resuming a paused schedule forgets its ``last_tick``, so the ticks it missed while
-        paused never fire: it starts counting again at its next round.
+        paused never fire: it starts counting again at its next round. ``last_fired`` stays.
         """
         ...
 
@@ -396,9 +403,12 @@ class Store(Protocol):
         expected_last_tick: float | None,
         new_last_tick: float | None,
         tasks: Sequence[NewTask],
+        *,
+        fired: float | None = None,
     ) -> bool:
         """Move a schedule's ``last_tick`` and insert its tick ``tasks``, in one transaction.
 
+        ``fired``, the newest tick of ``tasks``, becomes ``last_fired``; None leaves it.
         Only while the schedule exists, is not paused and its ``last_tick`` still equals
         ``expected_last_tick`` (compare-and-set): else nothing changes and it returns False.
         So a tick is inserted once however many processes try. Raises as `insert` does

@@ -417,7 +417,12 @@ class MemoryStore:
         now = self._clock()
         if old is None:
             new = ScheduleRecord(
-                name=name, definition=definition, last_tick=None, paused=False, updated_at=now
+                name=name,
+                definition=definition,
+                last_tick=None,
+                last_fired=None,
+                paused=False,
+                updated_at=now,
             )
         else:
             new = dataclasses.replace(old, definition=definition, updated_at=now)
@@ -458,6 +463,8 @@ class MemoryStore:
         expected_last_tick: float | None,
         new_last_tick: float | None,
         tasks: Sequence[NewTask],
+        *,
+        fired: float | None = None,
     ) -> bool:
         """Compare-and-set the last tick and insert the tick tasks, all or nothing."""
         old = self._schedules.get(name)
@@ -468,7 +475,10 @@ class MemoryStore:
             # if it raises, nothing has changed.
             await self.insert(tasks)
         self._schedules[name] = dataclasses.replace(
-            old, last_tick=new_last_tick, updated_at=self._clock()
+            old,
+            last_tick=new_last_tick,
+            last_fired=old.last_fired if fired is None else fired,
+            updated_at=self._clock(),
         )
         return True
 

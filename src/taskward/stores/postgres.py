@@ -928,6 +928,8 @@ class PostgresStore:
         expected_last_tick: float | None,
         new_last_tick: float | None,
         tasks: Sequence[NewTask],
+        *,
+        fired: float | None = None,
     ) -> bool:
         """Compare-and-set the last tick and insert the tick tasks, in one transaction."""
         pool = self._need_pool()
@@ -939,6 +941,7 @@ class PostgresStore:
                     new_last_tick,
                     name,
                     expected_last_tick,
+                    fired,
                 )
                 if _affected(status) != 1:
                     return False
@@ -1069,6 +1072,7 @@ def _schedule(row: asyncpg.Record) -> ScheduleRecord:
         name=row["name"],
         definition=row["definition"],
         last_tick=row["last_tick"],
+        last_fired=row["last_fired"],
         paused=row["paused"],
         updated_at=row["updated_at"],
     )

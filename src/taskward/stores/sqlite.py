@@ -77,7 +77,7 @@ T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
 
 #: The schema this code writes and reads, kept in ``PRAGMA user_version``.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 def _load_statements() -> dict[str, str]:
@@ -94,7 +94,8 @@ _SQL = _load_statements()
 _SCHEMA = [s for s in re.split(r";\s*\n", _SQL["schema"]) if s.strip()]
 #: What each version adds to the one before (version 1 is `_SCHEMA`).
 _MIGRATIONS = {
-    v: [s for s in re.split(r";\s*\n", _SQL[f"schema_{v}"]) if s.strip()] for v in (2, 3)
+    version: [s for s in re.split(r";\s*\n", _SQL[f"schema_{version}"]) if s.strip()]
+    for version in range(2, SCHEMA_VERSION + 1)
 }
 _PICKS = {"one": _SQL["pick_queue"], "some": _SQL["pick_queues"], "all": _SQL["pick_all"]}
 
@@ -461,15 +462,22 @@ class SQLiteStore:
         expected_last_tick: float | None,
         new_last_tick: float | None,
         tasks: Sequence[NewTask],
+        *,
+        fired: float | None = None,
     ) -> bool:
         """Compare-and-set the last tick and insert the tick tasks, in one transaction."""
         check_batch_names(tasks)
-        fired = await self._write(
-            _fire_schedule_tx, name, expected_last_tick, new_last_tick, tasks, self._clock()
+        done = await self._write(
+            _fire_schedule_tx,
+            name,
+            expected_last_tick,
+            (new_last_tick, fired),
+            tasks,
+            self._clock(),
         )
-        if fired and tasks:
+        if done and tasks:
             self._notify()
-        return fired
+        return done
 
     async def count_active(self, name_prefix: str) -> int:
         """Active tasks whose name starts with ``name_prefix``."""
@@ -888,11 +896,13 @@ def _fire_schedule_tx(
     conn: sqlite3.Connection,
     name: str,
     expected: float | None,
-    new: float | None,
+    new: tuple[float | None, float | None],
     tasks: Sequence[NewTask],
     now: float,
 ) -> bool:
-    if conn.execute(_SQL["schedule_fire"], (new, now, name, expected)).rowcount != 1:
+    last_tick, fired = new
+    params = (last_tick, fired, now, name, expected)
+    if conn.execute(_SQL["schedule_fire"], params).rowcount != 1:
         return False
     if tasks:
         _insert_tx(conn, tasks, now)  # raises DuplicateNameError: the whole call rolls back
@@ -911,12 +921,14 @@ def _fetchone(conn: sqlite3.Connection, sql: str, params: Any) -> Any:
 
 
 def _schedule(row: Sequence[Any]) -> ScheduleRecord:
+    # The statements' column order: name, definition, last_tick, last_fired, paused, updated_at.
     return ScheduleRecord(
         name=row[0],
         definition=row[1],
         last_tick=row[2],
-        paused=bool(row[3]),
-        updated_at=row[4],
+        last_fired=row[3],
+        paused=bool(row[4]),
+        updated_at=row[5],
     )
 
 

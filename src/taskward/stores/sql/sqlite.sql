@@ -70,6 +70,12 @@ CREATE TABLE leaders (
     expires_at REAL NOT NULL
 );
 
+-- name: schema_4
+-- Version 4: last_fired, the newest tick that submitted a task (what users are shown as a
+-- schedule's last tick); last_tick stays the firing's cursor, which also moves past ticks
+-- that fired nothing. A file migrated from version 3 or older starts with NULL (not known).
+ALTER TABLE schedules ADD COLUMN last_fired REAL;
+
 -- name: insert_one
 INSERT INTO tasks (id, task, args, name, priority, queue, status, max_attempts, timeout,
                    run_at, created_at)
@@ -237,20 +243,20 @@ SELECT id, info, started_at, last_seen, expires_at FROM workers ORDER BY started
 -- name: schedule_insert
 INSERT INTO schedules (name, definition, last_tick, paused, updated_at)
 VALUES (?, ?, NULL, 0, ?)
-RETURNING name, definition, last_tick, paused, updated_at;
+RETURNING name, definition, last_tick, last_fired, paused, updated_at;
 
 -- name: schedule_replace
 INSERT INTO schedules (name, definition, last_tick, paused, updated_at)
 VALUES (?, ?, NULL, 0, ?)
 ON CONFLICT (name) DO UPDATE
 SET definition = excluded.definition, updated_at = excluded.updated_at
-RETURNING name, definition, last_tick, paused, updated_at;
+RETURNING name, definition, last_tick, last_fired, paused, updated_at;
 
 -- name: schedule_get
-SELECT name, definition, last_tick, paused, updated_at FROM schedules WHERE name = ?;
+SELECT name, definition, last_tick, last_fired, paused, updated_at FROM schedules WHERE name = ?;
 
 -- name: schedule_list
-SELECT name, definition, last_tick, paused, updated_at FROM schedules ORDER BY name;
+SELECT name, definition, last_tick, last_fired, paused, updated_at FROM schedules ORDER BY name;
 
 -- name: schedule_delete
 DELETE FROM schedules WHERE name = ?;
@@ -260,11 +266,12 @@ DELETE FROM schedules WHERE name = ?;
 UPDATE schedules
 SET last_tick = CASE WHEN ?1 THEN last_tick ELSE NULL END, paused = ?1, updated_at = ?2
 WHERE name = ?3 AND paused <> ?1
-RETURNING name, definition, last_tick, paused, updated_at;
+RETURNING name, definition, last_tick, last_fired, paused, updated_at;
 
 -- name: schedule_fire
 -- The compare-and-set that makes each tick fire once ("IS" also matches NULL to NULL).
-UPDATE schedules SET last_tick = ?, updated_at = ?
+-- A NULL fired tick (nothing submitted) leaves last_fired as it was.
+UPDATE schedules SET last_tick = ?, last_fired = coalesce(?, last_fired), updated_at = ?
 WHERE name = ? AND paused = 0 AND last_tick IS ?;
 
 -- name: count_active
