@@ -18,6 +18,10 @@ Decisions a user may notice:
   uses its own store instance (the database is shared anyway); with ``memory://`` or a
   `Store` instance it shares the app's store, on the app's home loop. It refuses to run inside
   a running event loop, where blocking would freeze that loop.
+- **Text.** Names, queues, task names and schedule names, given to submit, look up or
+  filter, are refused with `InvalidArgumentsError` when they hold a NUL character or a lone
+  surrogate (see `taskward.tasks.check_text`): checked here, once, so that every store
+  answers alike instead of one storing what another cannot.
 """
 
 from __future__ import annotations
@@ -60,7 +64,7 @@ from taskward.retry import Backoff
 from taskward.scheduler import Schedule, ScheduleInfo, schedule_info
 from taskward.stores import open_store, redact_url
 from taskward.stores.base import Counts, NewTask, Store, TaskRecord, TransactionalStore
-from taskward.tasks import SubmitOptions, TaskFunction
+from taskward.tasks import SubmitOptions, TaskFunction, check_text
 
 if TYPE_CHECKING:
     from taskward.sync import SyncApp
@@ -436,6 +440,7 @@ class App:
 
     def check_schedule(self, schedule: Schedule) -> None:
         """Raise `UnknownTaskError` or `InvalidArgumentsError` unless this app can fire it."""
+        check_text("schedule name", schedule.name, field="name")
         self.get_task(schedule.task).prepare_args(dict(schedule.args))
 
     async def store_schedules(self) -> None:
@@ -463,6 +468,7 @@ class App:
     @_on_home_loop
     async def get_schedule(self, name: str) -> ScheduleInfo | None:
         """The stored schedule of this name, or None."""
+        check_text("schedule name", name, field="name")
         record = await (await self._ready()).get_schedule(name)
         return None if record is None else await self._schedule_info(name, record)
 
@@ -482,18 +488,21 @@ class App:
     @_on_home_loop
     async def remove_schedule(self, name: str) -> None:
         """Delete a stored schedule (its tasks stay); `UnknownScheduleError` if none."""
+        check_text("schedule name", name, field="name")
         if not await (await self._ready()).delete_schedule(name):
             raise UnknownScheduleError(f"no schedule named {name!r}")
 
     @_on_home_loop
     async def pause_schedule(self, name: str) -> ScheduleInfo:
         """Stop firing a schedule until `resume_schedule`."""
+        check_text("schedule name", name, field="name")
         record = await (await self._ready()).set_schedule_paused(name, True)
         return await self._schedule_info(name, record)
 
     @_on_home_loop
     async def resume_schedule(self, name: str) -> ScheduleInfo:
         """Fire a paused schedule again, from its next tick (missed ticks are skipped)."""
+        check_text("schedule name", name, field="name")
         record = await (await self._ready()).set_schedule_paused(name, False)
         return await self._schedule_info(name, record)
 
@@ -721,6 +730,7 @@ class App:
     @_on_home_loop
     async def get_by_name(self, name: str) -> TaskInfo | None:
         """The active task with this name, else the latest one, else None."""
+        check_text("name", name)
         row = await (await self._ready()).get_by_name(name)
         return None if row is None else task_info(row)
 
@@ -741,13 +751,18 @@ class App:
                 f"limit must be an integer in [1, {MAX_PAGE}], got {limit!r}"
             )
         statuses = _statuses(status)
+        for field, value in (("task", task), ("queue", queue), ("name", name)):
+            if value is not None:
+                check_text(field, value)
         store = await self._ready()
         try:
             page = await store.list(
                 status=statuses, task=task, queue=queue, name=name, limit=limit, cursor=cursor
             )
-        except ValueError as exc:
-            raise InvalidArgumentsError(str(exc)) from None
+        except InvalidArgumentsError:
+            raise
+        except ValueError as exc:  # a malformed cursor
+            raise InvalidArgumentsError(str(exc), field="cursor") from None
         return [task_info(row) for row in page.items], page.cursor
 
     @_on_home_loop

@@ -27,6 +27,7 @@ from taskward.app import App
 from taskward.errors import (
     ConfigurationError,
     InvalidArgumentsError,
+    InvalidJSONError,
     TaskwardError,
     UnknownTaskError,
 )
@@ -34,6 +35,7 @@ from taskward.models import FINISHED, Status, TaskInfo
 from taskward.scheduler import ScheduleInfo
 from taskward.stores import redact_url
 from taskward.stores.base import Counts
+from taskward.strictjson import parse_strict_json
 
 T = TypeVar("T")
 
@@ -104,6 +106,17 @@ def _run(app: App, work: Callable[[], Awaitable[T]]) -> T:
         _fail(str(exc), EXIT_USAGE)
     except TaskwardError as exc:  # unknown id, active name, not retryable, store down
         _fail(str(exc), EXIT_FAILED)
+
+
+def _json_args(text: str) -> dict[str, Any]:
+    """``--args``: a strict JSON object (no NaN or Infinity, no repeated key, not too deep)."""
+    try:
+        args = parse_strict_json(text)
+    except InvalidJSONError as exc:
+        _fail(f"--args is not valid JSON: {exc}", EXIT_USAGE)
+    if not isinstance(args, dict):
+        _fail("--args must be a JSON object of named arguments", EXIT_USAGE)
+    return args
 
 
 def _task_id(value: str) -> UUID:
@@ -406,12 +419,7 @@ def submit(
     as_json: bool,
 ) -> None:
     """Submit TASK (default: the app's default task) with --args; prints the new task's id."""
-    try:
-        args = json.loads(args_json)
-    except json.JSONDecodeError as exc:
-        _fail(f"--args is not valid JSON: {exc}", EXIT_USAGE)
-    if not isinstance(args, dict):
-        _fail("--args must be a JSON object of named arguments", EXIT_USAGE)
+    args = _json_args(args_json)
     app = obj.app(need_tasks=True)
     try:
         new = app.prepare(
@@ -797,12 +805,7 @@ def schedules_add(
     """Store schedule NAME: submit TASK on every tick (--every or --cron)."""
     from taskward.scheduler import Schedule
 
-    try:
-        args = json.loads(args_json)
-    except json.JSONDecodeError as exc:
-        _fail(f"--args is not valid JSON: {exc}", EXIT_USAGE)
-    if not isinstance(args, dict):
-        _fail("--args must be a JSON object of named arguments", EXIT_USAGE)
+    args = _json_args(args_json)
     app = obj.app(need_tasks=True)
     try:
         schedule = Schedule(

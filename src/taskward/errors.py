@@ -8,6 +8,7 @@ The tree::
      ├── DuplicateNameError        the name belongs to a task that is still Pending or Running
      ├── InvalidTransitionError    a status change not in the transition table
      ├── InvalidArgumentsError     arguments that do not match a task function's signature
+     │    └── InvalidJSONError     text that is not strict JSON (NaN, a repeated key, too deep)
      ├── TaskTimeoutError          waiting or running took too long; also a TimeoutError
      ├── TaskCancelledError        the task was cancelled, so it has no result
      ├── TaskFailedError           a durable task failed; carries its stored error
@@ -56,6 +57,33 @@ class InvalidTransitionError(TaskwardError):
 
 class InvalidArgumentsError(TaskwardError, ValueError):
     """The arguments do not match the task function's signature."""
+
+    # ``field`` names what the error is about ("name", "queue", "args", "cron", ...) when it
+    # is known, so that the HTTP API can point at it without reading the message.
+    def __init__(self, message: str | None = None, *args: Any, field: str | None = None) -> None:
+        super().__init__(message, *args)
+        self.field = field
+
+
+class InvalidJSONError(InvalidArgumentsError):
+    """The text is not strict JSON."""
+
+    # ``path``: where in the document the problem is (object keys and array indexes; empty for
+    # the whole document); ``problem``: the message without that place.
+    def __init__(
+        self,
+        problem: str | None = None,
+        path: tuple[str | int, ...] = (),
+        field: str | None = None,
+    ) -> None:
+        problem = problem or (self.__doc__ or "").strip()
+        parts = [str(part) for part in path]
+        if len(parts) > 6:  # deep in a document: the start says which argument it is
+            parts = [*parts[:4], "...", parts[-1]]
+        where = ".".join(parts)
+        super().__init__(f"{where}: {problem}" if where else problem, field=field)
+        self.problem = problem
+        self.path = path
 
 
 class TaskTimeoutError(TaskwardError, TimeoutError):

@@ -15,6 +15,11 @@ shown, `taskward.redact` hides them (`TaskFunction.secrets` says where they are)
 
 ``run_at`` must be a timezone-aware datetime: a naive one is refused rather than guessed
 (UTC or local?), because guessing wrong silently shifts a schedule by hours.
+
+Arguments are strict JSON (see `taskward.strictjson`): a NaN or an infinity anywhere in them,
+also inside a list or a pydantic model, is refused rather than stored as null or a string.
+Names and queues must be text every store holds alike: no NUL character (PostgreSQL text
+cannot hold one) and no lone surrogate (it has no UTF-8 form).
 """
 
 from __future__ import annotations
@@ -32,17 +37,18 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypedDict, TypeVar, U
 import pydantic
 import pydantic_core
 
-from taskward.errors import ConfigurationError, InvalidArgumentsError
+from taskward.errors import ConfigurationError, InvalidArgumentsError, InvalidJSONError
 from taskward.models import new_task_id, quick_factory
 from taskward.redact import PYDANTIC_SHOWN, Secrets, reveal, secrets_of
 from taskward.retry import Backoff
 from taskward.stores.base import NewTask
+from taskward.strictjson import check_json_value, parse_strict_json
 
 if TYPE_CHECKING:
     from taskward.app import App
     from taskward.models import TaskInfo
 
-__all__ = ["TaskFunction", "check_options", "format_validation_error"]
+__all__ = ["TaskFunction", "check_options", "check_text", "format_validation_error"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -57,9 +63,10 @@ _make_new_task = quick_factory(NewTask)  # NewTask(...), a quarter cheaper
 _MODEL_CONFIG = pydantic.ConfigDict(
     extra="forbid",
     protected_namespaces=(),
-    # inf/nan become "Infinity"/"NaN" strings (which validate back to floats) instead of
-    # JSON's null, which would silently turn a float argument into a missing value.
-    ser_json_inf_nan="strings",
+    # A non-finite float that reaches the text (all are refused before: see _to_json) is
+    # written as a bare NaN / Infinity, which the last check there finds, rather than as
+    # null or a string, which would silently change the argument.
+    ser_json_inf_nan="constants",
 )
 
 
@@ -89,12 +96,37 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def check_text(kind: str, value: str, field: str | None = None) -> str:
+    """``value``, unless a store could not hold it alike everywhere: `InvalidArgumentsError`.
+
+    Refused: a NUL character (PostgreSQL text cannot hold one; SQLite and memory would) and a
+    lone surrogate (no UTF-8 form: PostgreSQL and SQLite cannot encode it). For every name,
+    queue and filter that reaches a store, so each store answers the same. ``kind`` starts
+    the message; ``field`` (default: ``kind``) is the error's field.
+    """
+    field = field or kind
+    if "\x00" in value:
+        raise InvalidArgumentsError(f"{kind} must not contain a NUL character (\\x00)", field=field)
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InvalidArgumentsError(
+                f"{kind} must be Unicode text, without lone surrogates "
+                f"(found {value[exc.start]!r} at position {exc.start})",
+                field=field,
+            ) from None
+    return value
+
+
 def _check_label(kind: str, value: object) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise InvalidArgumentsError(f"{kind} must be a non-empty string, got {value!r}")
+        raise InvalidArgumentsError(f"{kind} must be a non-empty string, got {value!r}", field=kind)
     if len(value) > MAX_NAME_LENGTH:
-        raise InvalidArgumentsError(f"{kind} must be at most {MAX_NAME_LENGTH} characters")
-    return value
+        raise InvalidArgumentsError(
+            f"{kind} must be at most {MAX_NAME_LENGTH} characters", field=kind
+        )
+    return check_text(kind, value)
 
 
 #: Bounds that keep every due time a datetime can show (a row must always read back).
@@ -121,37 +153,47 @@ def check_options(
     _check_label("queue", queue)
     if not _is_int(priority) or not MIN_PRIORITY <= priority <= MAX_PRIORITY:  # type: ignore[operator]
         raise InvalidArgumentsError(
-            f"priority must be an integer in [{MIN_PRIORITY}, {MAX_PRIORITY}], got {priority!r}"
+            f"priority must be an integer in [{MIN_PRIORITY}, {MAX_PRIORITY}], got {priority!r}",
+            field="priority",
         )
     if not _is_int(max_attempts) or not 1 <= max_attempts <= MAX_INT32:  # type: ignore[operator]
-        raise InvalidArgumentsError(f"max_attempts must be an integer >= 1, got {max_attempts!r}")
+        raise InvalidArgumentsError(
+            f"max_attempts must be an integer >= 1, got {max_attempts!r}", field="max_attempts"
+        )
     if timeout is not None and not (
         _is_number(timeout) and math.isfinite(timeout) and timeout > 0  # type: ignore[arg-type,operator]
     ):
-        raise InvalidArgumentsError(f"timeout must be a number > 0 or None, got {timeout!r}")
+        raise InvalidArgumentsError(
+            f"timeout must be a number > 0 or None, got {timeout!r}", field="timeout"
+        )
     if delay is not None and run_at is not None:
-        raise InvalidArgumentsError("give delay or run_at, not both")
+        raise InvalidArgumentsError("give delay or run_at, not both", field="run_at")
     delay_s: float | None = None
     if delay is not None:
         if not (_is_number(delay) and 0 <= delay <= MAX_DELAY):  # type: ignore[operator]
             raise InvalidArgumentsError(
                 f"delay must be a number of seconds in [0, {MAX_DELAY:.0f}] (100 years), "
-                f"got {delay!r}"
+                f"got {delay!r}",
+                field="delay",
             )
         delay_s = float(delay)  # type: ignore[arg-type]
     run_at_ts: float | None = None
     if run_at is not None:
         if not isinstance(run_at, datetime):
-            raise InvalidArgumentsError(f"run_at must be a datetime, got {run_at!r}")
+            raise InvalidArgumentsError(
+                f"run_at must be a datetime, got {run_at!r}", field="run_at"
+            )
         if run_at.tzinfo is None or run_at.utcoffset() is None:
             raise InvalidArgumentsError(
                 "run_at must be timezone-aware (e.g. datetime.now(UTC) + timedelta(...)); "
-                "a naive datetime is ambiguous"
+                "a naive datetime is ambiguous",
+                field="run_at",
             )
         if not MIN_RUN_AT_YEAR <= run_at.year < MAX_RUN_AT_YEAR:
             raise InvalidArgumentsError(
                 f"run_at must be between the years {MIN_RUN_AT_YEAR} and {MAX_RUN_AT_YEAR}, "
-                f"got {run_at.isoformat()}"
+                f"got {run_at.isoformat()}",
+                field="run_at",
             )
         run_at_ts = run_at.timestamp()
     return delay_s, run_at_ts
@@ -171,6 +213,8 @@ class SubmitOptions(TypedDict, total=False):
 
 # Types that JSON carries exactly (an unannotated parameter is Any).
 _JSON_NATIVE: tuple[Any, ...] = (str, int, bool, Any, type(None), str | None, int | None)
+# Types whose values are never floats nor nested: nothing in them for strict JSON to refuse.
+_SCALARS: tuple[Any, ...] = (str, int, bool, type(None), str | None, int | None, bool | None)
 
 
 class TaskFunction(Generic[P, R]):
@@ -239,6 +283,7 @@ class TaskFunction(Generic[P, R]):
         self._json_native = all(
             hints.get(name, Any) in _JSON_NATIVE for name in self.signature.parameters
         )
+        self._scalars = all(hints.get(name, Any) in _SCALARS for name in self.signature.parameters)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """Run the function here and now, as if it were not a task."""
@@ -340,7 +385,9 @@ class TaskFunction(Generic[P, R]):
         return json.loads(json.dumps(self._schema))  # type: ignore[no-any-return]
 
     def _error(self, detail: str) -> InvalidArgumentsError:
-        return InvalidArgumentsError(f"invalid arguments for task {self.name!r}: {detail}")
+        return InvalidArgumentsError(
+            f"invalid arguments for task {self.name!r}: {detail}", field="args"
+        )
 
     def _validate(self, args: Mapping[str, Any]) -> pydantic.BaseModel:
         if type(args) is not dict:  # the common case skips an ABC check and a copy
@@ -356,13 +403,23 @@ class TaskFunction(Generic[P, R]):
     def _to_json(self, args: Mapping[str, Any]) -> str:
         """The arguments validated, as the JSON text stored with the task."""
         model = self._validate(args)
+        serializer = self.model.__pydantic_serializer__
         try:
+            if not self._scalars:
+                # Strict JSON, checked on the Python values: in the text a NaN may already
+                # be a null or a string (a nested model serialises floats by its own config).
+                check_json_value(serializer.to_python(model, by_alias=True))
             # `model_dump_json(by_alias=True)` less its Python wrapper.
-            text = self.model.__pydantic_serializer__.to_json(model, by_alias=True).decode()
+            text = serializer.to_json(model, by_alias=True).decode()
             if self._has_secrets or PYDANTIC_SHOWN in text:
                 text = self._with_secrets(model)
+            elif "NaN" in text or "Infinity" in text:
+                parse_strict_json(text)  # raises if one is a bare constant, not in a string
+        except InvalidJSONError as exc:
+            raise self._error(str(exc)) from None
         except pydantic_core.PydanticSerializationError as exc:
-            raise self._error(f"not JSON-serialisable: {exc}") from None
+            where = self._unserialisable(model)
+            raise self._error(f"{where}not JSON-serialisable: {exc}") from None
         if not self._json_native:
             # A value that serialises but does not validate back (a custom type with a lossy
             # encoder) would fail later in the worker: fail here, in the caller, instead.
@@ -380,6 +437,16 @@ class TaskFunction(Generic[P, R]):
         shown = serializer.to_python(model, by_alias=True, mode="json")
         real = serializer.to_python(model, by_alias=True)
         return pydantic_core.to_json(reveal(shown, real), inf_nan_mode="strings").decode()
+
+    def _unserialisable(self, model: pydantic.BaseModel) -> str:
+        """``"<parameter>: "`` of the first argument that does not serialise, else ``""``."""
+        serializer = self.model.__pydantic_serializer__
+        for param, field in self._fields.items():
+            try:
+                serializer.to_json(model, include={field})
+            except pydantic_core.PydanticSerializationError:
+                return f"{param}: "
+        return ""
 
     def bind(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         """Bind a call's arguments to parameter names; return them validated, as JSON values."""

@@ -26,7 +26,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
-from taskward.errors import LeaseLostError, StoreError, TaskwardError, UnknownTaskError
+from taskward.errors import (
+    InvalidArgumentsError,
+    LeaseLostError,
+    StoreError,
+    TaskwardError,
+    UnknownTaskError,
+)
 from taskward.leader import Leadership
 from taskward.manager import Retention, TaskManager
 from taskward.models import Progress, Status, read_json
@@ -535,6 +541,9 @@ class Worker:
                 return await call()
             except LeaseLostError:
                 return None
+            except InvalidArgumentsError as exc:  # the store refused the data: no retry helps
+                logger.error("worker %s: the store refused a write (%s); not retried", self.id, exc)
+                return None
             except Exception as exc:
                 failures += 1
                 if self._stop_now and failures > 3:
@@ -849,9 +858,18 @@ class _Outcome:
         tb = "".join(traceback.format_exception(exc))
         if secrets:
             text, tb = mask(text, secrets), mask(tb, secrets)
-        return cls(Status.FAILED, error=text, traceback=tb, retry=True)
+        return cls(Status.FAILED, error=_storable(text), traceback=_storable(tb), retry=True)
 
     @classmethod
     def fatal(cls, message: str) -> _Outcome:
         """A failure no retry can mend (bad row, unknown task, unstorable result)."""
-        return cls(Status.FAILED, error=message, retry=False)
+        return cls(Status.FAILED, error=_storable(message), retry=False)
+
+
+def _storable(text: str) -> str:
+    """Text every store can hold: a NUL written as the four characters ``\\x00``, and lone
+    surrogates escaped (an error message may quote any bytes a task met)."""
+    text = text.replace("\x00", "\\x00")
+    if not text.isascii():
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text

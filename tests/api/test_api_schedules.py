@@ -67,6 +67,11 @@ async def test_a_taken_name_is_409_and_unknown_names_404(client: httpx.AsyncClie
     [
         ({"cron": "0 25 * * *"}, "cron", "invalid cron expression '0 25 * * *'"),
         ({"cron": "0 0 30 2 *"}, "cron", "never fires"),
+        ({"cron": "0 0 3 * * *"}, "cron", "but it has 6 (seconds and years are not supported)"),
+        ({"cron": "*/0 * * * *"}, "cron", "minute field '*/0': a step must be at least 1"),
+        ({"cron": "61 * * * *"}, "cron", "minute field '61' is out of range 0-59"),
+        ({"cron": "0 0 L * *"}, "cron", "day-of-month field 'L'"),
+        ({"cron": "@reboot"}, "cron", "'@reboot' has no meaning for a schedule"),
         ({"task": "nope"}, "task", "unknown task 'nope'"),
         ({"cron": None, "every": 0}, "every", "greater than or equal to 0.001"),
         ({"cron": None, "every": -1}, "every", "greater than or equal to 0.001"),

@@ -356,6 +356,55 @@ async def test_cancel_stops_a_task_running_in_a_worker_process(
         ),
         (("submit", "hold", "--args", '{"seconds": 1}', "--delay", "-1"), 2, "delay must be"),
         (("list", "--cursor", "garbage"), 2, "invalid cursor"),
+        # --args is strict JSON: never NaN, Infinity, a repeated key, nor nesting past 64.
+        (
+            ("submit", "hold", "--args", '{"seconds": NaN}'),
+            2,
+            "--args is not valid JSON: seconds: NaN is not valid JSON",
+        ),
+        (
+            ("submit", "hold", "--args", '{"seconds": 1, "label": -Infinity}'),
+            2,
+            "--args is not valid JSON: label: -Infinity is not valid JSON",
+        ),
+        (
+            ("submit", "hold", "--args", '{"seconds": 1, "seconds": 2}'),
+            2,
+            "--args is not valid JSON: the key 'seconds' appears more than once",
+        ),
+        (
+            ("submit", "hold", "--args", '{"seconds": 1, "label": ' + "[" * 64 + "]" * 64 + "}"),
+            2,
+            "--args is not valid JSON: nested deeper than 64 levels",
+        ),
+        (
+            ("schedules", "add", "s", "hold", "--every", "60", "--args", '{"seconds": Infinity}'),
+            2,
+            "--args is not valid JSON: seconds: Infinity is not valid JSON",
+        ),
+        # Text no store can hold: argv bytes that are not UTF-8 reach Python as lone surrogates.
+        (
+            ("submit", "hold", "--args", '{"seconds": 1}', "--name", "job-\udcff"),
+            2,
+            "name must be Unicode text, without lone surrogates",
+        ),
+        (
+            ("submit", "hold", "--args", '{"seconds": 1, "label": "\udcff"}'),
+            2,
+            "--args is not valid JSON: label: a string with a lone surrogate",
+        ),
+        (("list", "--queue", "q\udcff"), 2, "queue must be Unicode text"),
+        # Cron: five fields, each checked.
+        (
+            ("schedules", "add", "s", "hold", "--cron", "0 0 3 * * *", "--args", '{"seconds": 1}'),
+            2,
+            "but it has 6 (seconds and years are not supported)",
+        ),
+        (
+            ("schedules", "add", "s", "hold", "--cron", "*/0 * * * *", "--args", '{"seconds": 1}'),
+            2,
+            "minute field '*/0': a step must be at least 1",
+        ),
     ],
 )
 def test_mistakes_get_a_message_and_an_exit_code(
@@ -366,6 +415,30 @@ def test_mistakes_get_a_message_and_an_exit_code(
     assert message in result.err
     assert "Traceback" not in result.err
     assert result.out == ""
+
+
+def test_a_nul_inside_args_is_kept(cli: Cli) -> None:
+    task_id = cli.submit("hold", seconds=1, label="a\x00b")  # sent as the escape \u0000
+    shown = cli("status", task_id, "--json")
+    assert shown.code == 0, shown.err
+    assert shown.json()["args"] == {"seconds": 1, "label": "a\x00b"}
+
+
+@pytest.mark.postgres
+def test_text_postgres_cannot_hold_is_a_usage_error_not_a_store_failure(
+    cluster: Cluster, pg_url: str
+) -> None:
+    cli = Cli(pg_url, cluster.tmp)
+    for args, message in [
+        (("list", "--name", "x\udcff"), "name must be Unicode text"),
+        (("submit", "hold", "--args", '{"seconds": 1}', "--queue", "\udcff"), "queue must be"),
+        (("schedules", "remove", "s\udcff"), "schedule name must be Unicode text"),
+    ]:
+        result = cli(*args)
+        assert (result.code, result.out) == (2, ""), result.err
+        assert message in result.err
+        assert "PostgreSQL" not in result.err
+    assert cli("list", "--json").json()["items"] == []
 
 
 def test_submit_without_an_app_says_how_to_give_one(cli: Cli) -> None:

@@ -380,3 +380,16 @@ async def test_drain_with_a_fake_clock_runs_delays_and_retries_when_time_moves(
     await drain(app, timeout=5)
     assert await app.wait(tid(second), timeout=1) == "d@e.f"
     assert (await get(app, tid(second))).attempts == 2
+
+
+async def test_an_error_text_no_store_could_hold_is_stored_escaped(app: App) -> None:
+    @app.task(max_attempts=1)
+    async def garbled() -> None:
+        raise RuntimeError("bytes \x00 and \ud800 from a socket")
+
+    t = await app.submit(garbled)
+    async with running(fast_worker(app)):
+        info = await wait_status(app, tid(t), Status.FAILED)
+    assert info.error == "RuntimeError: bytes \\x00 and \\ud800 from a socket"
+    assert info.traceback is not None
+    assert "\x00" not in info.traceback

@@ -20,7 +20,12 @@ import pytest
 from store_helpers import new
 
 from taskward.app import App
-from taskward.errors import ConfigurationError, DuplicateNameError, StoreError
+from taskward.errors import (
+    ConfigurationError,
+    DuplicateNameError,
+    InvalidArgumentsError,
+    StoreError,
+)
 from taskward.models import Status
 from taskward.stores.base import NewTask, TaskRecord
 from taskward.stores.postgres import SCHEMA_VERSION, PostgresStore
@@ -466,3 +471,58 @@ async def test_a_session_ended_under_the_schema_check_is_a_store_error(pg_bare_u
     with pytest.raises(StoreError, match="cannot read the schema version"):
         await store.open()
     await store.close()
+
+
+# -- data PostgreSQL cannot hold ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("bad", "words"),
+    [
+        ("a\x00b", "PostgreSQL cannot store a NUL character"),
+        ("x\ud800", "PostgreSQL cannot store text with a lone surrogate"),
+    ],
+)
+async def test_text_postgres_cannot_hold_is_invalid_arguments_not_an_outage(
+    pg_url: str, bad: str, words: str
+) -> None:
+    # The App refuses such text before any store; called directly, the store must still
+    # answer "bad input" (422 over HTTP), never StoreError (503, which clients retry).
+    async with opened(pg_url) as store:
+        running = await store.insert([new("ok")])
+        [claimed] = await store.claim("w1", None, 1, 30.0)
+        assert claimed.lease_token is not None
+        calls: list[tuple[str, Callable[[], Any]]] = [
+            ("insert one (held connection)", lambda: store.insert([new(bad)])),
+            ("insert one (queue)", lambda: store.insert([new(queue=bad)])),
+            ("insert a few (arrays)", lambda: store.insert([new(), new(task=bad)])),
+            ("insert many (COPY)", lambda: store.insert([*varied(store.copy_from - 1), new(bad)])),
+            ("list by name", lambda: store.list(name=bad)),
+            ("list by queue", lambda: store.list(queue=bad)),
+            ("get by name", lambda: store.get_by_name(bad)),
+            ("put a schedule", lambda: store.put_schedule(bad, "{}")),
+            (
+                "finish with an error text",
+                lambda: store.finish(
+                    claimed.id, claimed.lease_token or "", Status.FAILED, error=bad
+                ),
+            ),
+        ]
+        for what, call in calls:
+            with pytest.raises(InvalidArgumentsError, match=words) as caught:
+                await call()
+            assert not isinstance(caught.value, StoreError), what
+            assert bad not in str(caught.value), what  # the value itself is never echoed
+        # Nothing was half-written, and the connections are fine afterwards.
+        assert [r.id for r in (await store.list()).items] == [running[0].id]
+        assert (await store.insert([new("after")]))[0].name == "after"
+        assert await store.get_by_name("after") is not None
+
+
+async def test_other_data_errors_are_invalid_arguments_too(pg_url: str) -> None:
+    async with opened(pg_url) as store:
+        with pytest.raises(InvalidArgumentsError, match="PostgreSQL refused a value as invalid"):
+            await store._fetchval("SELECT $1::int", "not a number")  # SQLSTATE 22P02
+        with pytest.raises(StoreError):  # a real server error stays a store error
+            await store._fetchval("SELECT * FROM no_such_table")
+        assert await store._fetchval("SELECT 1") == 1

@@ -7,6 +7,7 @@ import os
 import sqlite3
 import sys
 import threading
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ import taskward
 from taskward.errors import (
     ConfigurationError,
     DuplicateNameError,
+    InvalidArgumentsError,
     InvalidTransitionError,
     StoreError,
 )
@@ -279,5 +281,28 @@ async def test_processes_sharing_a_file_claim_each_task_exactly_once(db: Path) -
         totals = (await store.counts()).by_status()
         assert totals[Status.COMPLETED] == len(claimed) - len(rest)
         assert totals[Status.PENDING] == 0
+    finally:
+        await store.close()
+
+
+async def test_text_sqlite_cannot_encode_is_invalid_arguments_not_a_crash(db: Path) -> None:
+    # The App refuses lone surrogates before any store; called directly, the store says
+    # "bad input" too, for writes and reads alike, and goes on working.
+    store = SQLiteStore(db)
+    await store.open()
+    try:
+        calls: list[Callable[[], Awaitable[object]]] = [
+            lambda: store.insert([new("x\ud800")]),
+            lambda: store.insert([new(), new(queue="\udcff")]),
+            lambda: store.list(name="\ud800"),
+            lambda: store.get_by_name("\udfff"),
+            lambda: store.put_schedule("s\ud800", "{}"),
+        ]
+        for call in calls:
+            with pytest.raises(InvalidArgumentsError, match="SQLite cannot store text with a lone"):
+                await call()
+        assert (await store.list()).items == []
+        [row] = await store.insert([new("after")])
+        assert await store.get_by_name("after") == row
     finally:
         await store.close()

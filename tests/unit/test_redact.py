@@ -223,7 +223,7 @@ async def test_secrets_are_stored_with_their_real_values() -> None:
         creds: Creds | None = None,
         default_key: SecretStr = CODE_KEY,
         free: Any = None,
-        ratio: float = float("inf"),
+        ratio: float = 1.5,
     ) -> None:
         pass
 
@@ -246,7 +246,7 @@ async def test_secrets_are_stored_with_their_real_values() -> None:
         "creds": {"user": "u", "tokenValue": "t-real"},
         "default_key": "kkkk",
         "free": {"nested": "in-any"},
-        "ratio": "Infinity",
+        "ratio": 1.5,
     }
     # What the worker calls the function with: the secret types, holding the real values.
     kwargs = call.validate_json_args(json.loads(row.args))

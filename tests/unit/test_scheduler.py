@@ -12,6 +12,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from taskward.app import App
 from taskward.errors import (
@@ -22,6 +24,7 @@ from taskward.errors import (
 )
 from taskward.models import Status
 from taskward.scheduler import (
+    CRON_MACROS,
     MAX_TICKS_PER_ROUND,
     Plan,
     Schedule,
@@ -76,7 +79,7 @@ def ticks_between(schedule: Schedule, start: float, end: float) -> list[float]:
         ({"every": True}, "every must be a positive number"),
         ({"cron": "61 * * * *"}, "invalid cron expression '61 * * * *'"),
         ({"cron": "every day"}, "invalid cron expression"),
-        ({"cron": "0 0 30 2 *"}, "cron expression '0 0 30 2 *' never fires"),
+        ({"cron": "0 0 30 2 *"}, "invalid cron expression '0 0 30 2 *': it never fires"),
         ({"every": 0.0001}, "every must be between 0.001 s and"),
         ({"every": 1e12}, "every must be between 0.001 s and"),
         ({"cron": ""}, "cron must be a cron expression"),
@@ -106,6 +109,171 @@ def test_bad_schedules_are_refused_with_a_clear_error(
 def test_names_that_fit_a_url_path_segment_are_accepted() -> None:
     for name in ("nightly report", "sync:crm", "été-1", "a.b_c-d+e"):
         assert Schedule(name=name, task="t", every=60).name == name
+
+
+@pytest.mark.parametrize(
+    ("expr", "problem"),
+    [
+        # Not five fields: croniter would read a sixth as seconds, a seventh as years.
+        ("0 0 3 * * *", "expected five fields (minute hour day-of-month month day-of-week)"),
+        ("0 0 3 * * *", "but it has 6 (seconds and years are not supported)"),
+        ("0 3 * * * 2030", "but it has 6"),
+        ("* * * * * * *", "but it has 7"),
+        ("0 3 * *", "but it has 4"),
+        # Each field: what is wrong with which one.
+        ("*/0 * * * *", "minute field '*/0': a step must be at least 1"),
+        ("61 * * * *", "minute field '61' is out of range 0-59"),
+        ("1,61 * * * *", "minute field '1,61': 61 is out of range 0-59"),
+        ("0 24 * * *", "hour field '24' is out of range 0-23"),
+        ("0 0 0 * *", "day-of-month field '0' is out of range 1-31"),
+        ("0 0 32 * *", "day-of-month field '32' is out of range 1-31"),
+        ("0 0 1 13 *", "month field '13' is out of range 1-12 or jan-dec"),
+        ("0 0 1 0 *", "month field '0' is out of range 1-12 or jan-dec"),
+        ("0 0 * * 8", "day-of-week field '8' is out of range 0-7 or sun-sat"),
+        ("*/61 * * * *", "minute field '*/61': a step must be at most 60"),
+        ("0 */25 * * *", "hour field '*/25': a step must be at most 24"),
+        ("*/x * * * *", "minute field '*/x': the step 'x' is not a whole number"),
+        ("5-2 * * * *", "minute field '5-2': the range '5-2' goes backwards"),
+        ("0 0 * * sat-sun", "day-of-week field 'sat-sun': the range 'sat-sun' goes backwards"),
+        ("0 0 * 12-1 *", "month field '12-1': the range '12-1' goes backwards"),
+        ("0,,5 * * * *", "minute field '0,,5': an empty item in a list"),
+        ("1- * * * *", "minute field '1-': a range needs a value on each side of '-'"),
+        ("-1 * * * *", "minute field '-1': a range needs a value on each side of '-'"),
+        ("1.5 * * * *", "minute field '1.5': '1.5' is not a value of this field"),
+        ("0 0 * January *", "month field 'January': 'January' is not a value of this field"),
+        ("0 0 * * monday", "day-of-week field 'monday': 'monday' is not a value"),
+        # croniter's extensions are refused, not read with a meaning of its own.
+        ("0 0 L * *", "day-of-month field 'L': 'L' is not a value of this field"),
+        ("0 0 1W * *", "day-of-month field '1W'"),
+        ("0 0 * * 5#2", "day-of-week field '5#2'"),
+        ("H * * * *", "minute field 'H'"),
+        ("? * * * *", "minute field '?': '?' stands alone, and only for a day field"),
+        ("0 0 ?/2 * *", "day-of-month field '?/2': '?' stands alone"),
+        # croniter would read these as other days than standard cron does: refused.
+        ("0 0 * * 7-7", "day-of-week field '7-7' would be read as another set of values"),
+        ("0 0 * * 7/2", "day-of-week field '7/2' would be read as another set of values"),
+        # Macros: known ones only; @reboot means nothing to a schedule.
+        ("@reboot", "'@reboot' has no meaning for a schedule"),
+        ("@fortnightly", "unknown macro; known: @hourly, @daily, @midnight, @weekly"),
+        ("@hourly 5", "unknown macro"),
+        # Well-formed, but no such date.
+        ("0 0 31 2 *", "it never fires (no such date)"),
+    ],
+)
+def test_cron_errors_say_what_is_wrong_with_which_field(expr: str, problem: str) -> None:
+    with pytest.raises(InvalidArgumentsError, match=re.escape(problem)) as caught:
+        cron(expr)
+    assert str(caught.value).startswith(f"invalid cron expression {expr!r}: ")
+    assert caught.value.field == "cron"
+
+
+def test_the_five_field_message_only_when_the_count_is_wrong() -> None:
+    with pytest.raises(InvalidArgumentsError) as caught:
+        cron("61 * * * *")
+    assert "five fields" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "expr",
+    [
+        "0 3 * * *",
+        " 0  3 * * * ",
+        "0\t3 * * *",
+        "*/15 2,3 * * *",
+        "1-5/2 0-23/6 1-31/10 */3 *",
+        "5/15 * * * *",
+        "*/60 * * * *",
+        "00 09 * * *",
+        "0 9 * jan-mar,DEC mon-fri",
+        "0 9 * * SUN",
+        "0 9 * * 7",
+        "0 9 * * 5-7",
+        "0 9 * * 0,7",
+        "0 9 * * mon/2",
+        "0 9 ? * 1",
+        "0 9 1 * ?",
+        "0 0 29 2 *",
+        *CRON_MACROS,
+        "@DAILY",
+    ],
+)
+def test_standard_cron_expressions_and_macros_are_accepted(expr: str) -> None:
+    s = cron(expr)
+    assert next_tick(s, ts(2024, 1, 1)) > ts(2024, 1, 1)
+
+
+def test_sunday_is_both_0_and_7() -> None:
+    start = ts(2024, 1, 1)  # a Monday
+    sundays = ticks_between(cron("0 9 * * 0"), start, ts(2024, 2, 1))
+    assert ticks_between(cron("0 9 * * 7"), start, ts(2024, 2, 1)) == sundays
+    assert ticks_between(cron("0 9 * * sun"), start, ts(2024, 2, 1)) == sundays
+    assert [datetime.fromtimestamp(t, UTC).day for t in sundays] == [7, 14, 21, 28]
+
+
+# A reference reading of cron, written apart from the code under test: the minutes a
+# five-field expression fires at, as standard cron defines them. A day runs when it matches
+# both day fields, or either one when both are restricted (neither is '*' or '?').
+_REF_RANGES = [(0, 59), (0, 23), (1, 31), (1, 12), (0, 6)]
+
+
+def _ref_values(text: str, low: int, high: int) -> set[int]:
+    out: set[int] = set()
+    for item in text.split(","):
+        base, _, step = item.partition("/")
+        if base in ("*", "?"):
+            first, last = low, high
+        elif "-" in base:
+            first, last = (int(x) for x in base.split("-"))
+        else:
+            first = int(base)
+            last = max(first, high) if step else first
+        out.update(range(first, last + 1, int(step or 1)))
+    return out
+
+
+def _ref_next(expr: str, after: datetime) -> datetime | None:
+    """The first minute after ``after`` (UTC) that ``expr`` fires at, within ten years."""
+    fields = expr.split()
+    minute, hour, dom, month, dow = (
+        _ref_values(text, low, high) for text, (low, high) in zip(fields, _REF_RANGES, strict=True)
+    )
+    dow = {0 if d == 7 else d for d in dow}  # Sunday is 0, and 7 where written out
+    either = fields[2] not in ("*", "?") and fields[4] not in ("*", "?")
+    times = sorted((h, m) for h in hour for m in minute)
+    day = after.replace(hour=0, minute=0, second=0, microsecond=0)
+    for _ in range(3660):
+        in_dom, in_dow = day.day in dom, (day.weekday() + 1) % 7 in dow
+        if day.month in month and ((in_dom or in_dow) if either else (in_dom and in_dow)):
+            for h, m in times:
+                at = day.replace(hour=h, minute=m)
+                if at > after:
+                    return at
+        day += timedelta(days=1)
+    return None
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    minute=st.sampled_from(["0", "*/20", "15,45", "5-10/5", "59", "7/25"]),
+    hour=st.sampled_from(["*", "0", "*/6", "9-17", "23", "3/7"]),
+    dom=st.sampled_from(["*", "?", "1", "15", "1-7", "*/10", "28-31", "31", "30", "2/9"]),
+    month=st.sampled_from(["*", "1", "2", "6-8", "*/4", "11/1", "feb", "apr-jun"]),
+    dow=st.sampled_from(["*", "?", "0", "1", "5", "7", "1-5", "5-7", "6,0", "*/2", "3/2", "sun"]),
+    start_minute=st.integers(0, 4 * 365 * 24 * 60),
+)
+def test_accepted_expressions_fire_as_standard_cron_reads_them(
+    minute: str, hour: str, dom: str, month: str, dow: str, start_minute: int
+) -> None:
+    expr = f"{minute} {hour} {dom} {month} {dow}"
+    names = {"feb": "2", "apr-jun": "4-6", "sun": "0"}
+    standard = " ".join(names.get(part, part) for part in expr.split())
+    start = datetime(2023, 1, 1, tzinfo=UTC) + timedelta(minutes=start_minute)
+    expected = _ref_next(standard, start)
+    if expected is None:  # no such date (31 February): refused, never a schedule
+        with pytest.raises(InvalidArgumentsError, match="it never fires"):
+            cron(expr)
+        return
+    assert next_tick(cron(expr), start.timestamp()) == expected.timestamp(), expr
 
 
 def test_a_timedelta_interval_is_stored_as_seconds() -> None:
@@ -476,6 +644,10 @@ def test_app_schedule_refuses_bad_schedules_with_clear_errors() -> None:
         app.schedule("x", "nope", every=60)
     with pytest.raises(ConfigurationError, match="schedule 'x': invalid cron expression"):
         app.schedule("x", "report", cron="0 25 * * *", args={"kind": "a"})
+    with pytest.raises(ConfigurationError, match="hour field '25' is out of range 0-23"):
+        app.schedule("x", "report", cron="0 25 * * *", args={"kind": "a"})
+    with pytest.raises(ConfigurationError, match="it has 6 \\(seconds and years"):
+        app.schedule("x", "report", cron="0 0 3 * * *", args={"kind": "a"})
     with pytest.raises(ConfigurationError, match="every must be a positive number"):
         app.schedule("x", "report", every=0, args={"kind": "a"})
     with pytest.raises(ConfigurationError, match="kind: missing required argument"):

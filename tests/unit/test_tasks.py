@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+import re
 import threading
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -173,14 +175,115 @@ def test_an_untyped_argument_must_still_be_json(app: App) -> None:
         anything.bind(object())
 
 
-def test_infinite_floats_survive_the_json_round_trip(app: App) -> None:
-    @app.task
-    def scale(x: float) -> None:
+class Point(pydantic.BaseModel):
+    x: float
+    y: float = 0.0
+
+
+class Reading(pydantic.BaseModel):
+    """A model that would write NaN as a string in JSON, by its own config."""
+
+    model_config = pydantic.ConfigDict(ser_json_inf_nan="strings")
+    values: list[float]
+
+
+@dataclasses.dataclass
+class Sample:
+    level: float
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "where", "what"),
+    [
+        ({"ratio": math.nan}, "ratio", "NaN"),
+        ({"ratio": math.inf}, "ratio", "Infinity"),
+        ({"ratio": -math.inf}, "ratio", "-Infinity"),
+        ({"ratios": [1.0, math.nan]}, "ratios.1", "NaN"),
+        ({"anything": {"a": [1, {"b": math.inf}]}}, "anything.a.1.b", "Infinity"),
+        ({"anything": (math.nan,)}, "anything.0", "NaN"),
+        ({"point": Point(x=math.inf)}, "point.x", "Infinity"),
+        ({"point": {"x": 1.0, "y": math.nan}}, "point.y", "NaN"),
+        ({"anything": Point(x=math.nan)}, "anything.x", "NaN"),
+        ({"reading": Reading(values=[0.5, math.nan])}, "reading.values.1", "NaN"),
+        ({"sample": Sample(level=-math.inf)}, "sample.level", "-Infinity"),
+    ],
+)
+def test_nan_and_infinity_anywhere_in_the_args_are_refused_naming_the_argument(
+    app: App, kwargs: dict[str, Any], where: str, what: str
+) -> None:
+    @app.task(name="measure")
+    def measure(
+        ratio: float = 1.0,
+        ratios: list[float] | None = None,
+        anything: Any = None,
+        point: Point | None = None,
+        reading: Reading | None = None,
+        sample: Sample | None = None,
+    ) -> None:
         pass
 
-    data = scale.bind(float("inf"))
-    assert data == {"x": "Infinity"}
-    assert math.isinf(scale.validate_json_args(data)["x"])
+    expected = f"invalid arguments for task 'measure': {where}: {what} is not valid JSON"
+    for make in (measure.prepare, measure.bind, lambda **kw: measure.prepare_args(kw)):
+        with pytest.raises(InvalidArgumentsError, match=re.escape(expected)) as caught:
+            make(**kwargs)
+        assert caught.value.field == "args"
+
+
+async def test_submit_with_nan_stores_nothing(app: App) -> None:
+    @app.task(name="scale")
+    async def scale(x: float) -> None:
+        pass
+
+    with pytest.raises(InvalidArgumentsError, match="x: NaN is not valid JSON"):
+        await scale.submit(float("nan"))
+    with pytest.raises(InvalidArgumentsError, match="x: Infinity is not valid JSON"):
+        await app.submit("scale", x=float("inf"))
+    assert (await app.list())[0] == []
+
+
+def test_the_words_nan_and_infinity_in_strings_are_plain_text(app: App) -> None:
+    @app.task(name="say")
+    def say(text: str, extra: Any = None) -> None:
+        pass
+
+    new = say.prepare("NaN", extra={"Infinity": ["-Infinity", "NaN"]})
+    assert json.loads(new.args) == {"text": "NaN", "extra": {"Infinity": ["-Infinity", "NaN"]}}
+
+
+def test_args_nested_deeper_than_64_levels_are_refused(app: App) -> None:
+    @app.task(name="nest")
+    def nest(tree: Any) -> None:
+        pass
+
+    def nested(levels: int) -> Any:
+        value: Any = 1
+        for _ in range(levels):
+            value = [value]
+        return value
+
+    # The args object is the first level: 63 more fit, 64 more do not.
+    assert json.loads(nest.prepare(nested(63)).args) == {"tree": nested(63)}
+    with pytest.raises(
+        InvalidArgumentsError, match=re.escape("tree.0.0.0.....0: nested deeper than 64")
+    ):
+        nest.prepare(nested(64))
+    with pytest.raises(InvalidArgumentsError, match="nested deeper than 64"):
+        nest.prepare(nested(100_000))  # refused without recursion
+
+
+def test_a_nul_in_an_argument_is_kept_and_a_lone_surrogate_refused(app: App) -> None:
+    @app.task(name="echo")
+    def echo(text: str, extra: Any = None) -> None:
+        pass
+
+    new = echo.prepare("a\x00b", extra=["\x00"])
+    assert "\\u0000" in new.args  # escaped in the JSON text: any store holds it
+    assert echo.validate_json_args(json.loads(new.args)) == {"text": "a\x00b", "extra": ["\x00"]}
+    with pytest.raises(InvalidArgumentsError, match="'echo': extra: not JSON-serialisable") as e:
+        echo.prepare("ok", extra={"k": "\ud800"})
+    assert "surrogates not allowed" in str(e.value)
+    with pytest.raises(InvalidArgumentsError, match="'echo': text: not JSON-serialisable"):
+        echo.prepare("\udcff")
 
 
 def test_validate_json_args_gives_python_values_to_call_with(app: App) -> None:
@@ -305,6 +408,10 @@ def test_run_at_must_be_aware_and_becomes_posix_time(app: App) -> None:
         ({"name": ""}, "name must be a non-empty string"),
         ({"name": "n" * 201}, "name must be at most 200 characters"),
         ({"queue": ""}, "queue must be a non-empty string"),
+        ({"name": "a\x00b"}, "name must not contain a NUL character"),
+        ({"queue": "\x00"}, "queue must not contain a NUL character"),
+        ({"name": "x\ud800"}, "name must be Unicode text, without lone surrogates"),
+        ({"queue": "\udcff"}, "queue must be Unicode text, without lone surrogates"),
     ],
 )
 def test_bad_submit_options_are_invalid_arguments(
@@ -314,8 +421,25 @@ def test_bad_submit_options_are_invalid_arguments(
     def job() -> None:
         pass
 
-    with pytest.raises(InvalidArgumentsError, match=words):
+    with pytest.raises(InvalidArgumentsError, match=words) as caught:
         job.prepare(**options)
+    assert caught.value.field == next(iter(options))
+
+
+def test_non_ascii_names_and_queues_are_fine(app: App) -> None:
+    @app.task(name="job")
+    def job() -> None:
+        pass
+
+    new = job.prepare(name="rapport-été-😀", queue="файлы")
+    assert (new.name, new.queue) == ("rapport-été-😀", "файлы")
+
+
+def test_a_task_function_name_or_queue_with_a_nul_is_a_configuration_error(app: App) -> None:
+    with pytest.raises(ConfigurationError, match="name must not contain a NUL character"):
+        app.task(name="a\x00")(lambda: None)
+    with pytest.raises(ConfigurationError, match="queue must be Unicode text"):
+        app.task(name="q", queue="\ud800")(lambda: None)
 
 
 def test_submit_options_win_over_parameters_of_the_same_name(app: App) -> None:

@@ -1,8 +1,10 @@
 """The routes: ``/api/...`` (tasks, task types, stats, events), ``/health/...`` and ``/metrics``.
 
-Submit bodies are parsed here from the raw bytes with pydantic (one pass from JSON, strict),
-not by FastAPI's body machinery: ``POST /api/tasks`` takes one task or, like the batch route,
-a list of them, and every error names its field as ``["body", <index>, "<field>"]``.
+Submit and schedule bodies are read here from the raw bytes, not by FastAPI's body
+machinery: first as strict JSON (`parse_strict_json`: NaN, Infinity, a repeated key or
+nesting deeper than 64 levels is a 422 naming the place), then by pydantic (strict types).
+``POST /api/tasks`` takes one task or, like the batch route, a list of them, and every error
+names its field as ``["body", <index>, "<field>"]``.
 Responses are built from `TaskInfo.to_json` directly, secret arguments shown as ``"***"``
 (`taskward.redact`); the OpenAPI schema declares each one.
 """
@@ -35,10 +37,17 @@ from taskward.api.schemas import (
     TaskTypeOut,
     ValidationErrorBody,
 )
-from taskward.errors import InvalidArgumentsError, UnknownScheduleError, UnknownTaskError
+from taskward.errors import (
+    InvalidArgumentsError,
+    InvalidJSONError,
+    UnknownScheduleError,
+    UnknownTaskError,
+)
 from taskward.models import Status, TaskInfo
 from taskward.scheduler import Schedule, ScheduleInfo
 from taskward.stores.base import NewTask
+from taskward.strictjson import parse_strict_json
+from taskward.tasks import check_text
 
 if TYPE_CHECKING:
     from taskward.api.service import TaskwardAPI
@@ -59,7 +68,9 @@ _DESCRIPTIONS = {
     404: "No task with this id",
     409: "Conflict with the task's state or an active task's name",
     413: "Request body too large",
-    422: "Invalid request; each problem names its field",
+    422: "Invalid request; each problem names its field. A body must be strict JSON: "
+    "NaN, Infinity, a key repeated in an object or nesting deeper than 64 levels is refused "
+    "(type json_invalid), as is text a store cannot hold (a NUL character, a lone surrogate)",
     500: "Internal error (never with details)",
     503: "The task store is unavailable",
 }
@@ -97,21 +108,18 @@ def _batch_body_schema() -> dict[str, Any]:
     }
 
 
-# Submit errors name the option; check_options' messages start with it.
-_OPTIONS = ("name", "queue", "priority", "max_attempts", "timeout", "delay", "run_at")
-
-
-def _option_of(message: str) -> str:
-    for option in _OPTIONS:
-        if message.startswith(option + " "):
-            return option
-    if message.startswith("give delay or run_at"):
-        return "run_at"
-    return "args"
+def _check_strict(body: bytes) -> None:
+    """A 422 naming the problem and where it is, unless the body is strict JSON."""
+    try:
+        parse_strict_json(body)
+    except InvalidJSONError as exc:
+        raise InvalidRequestError([(["body", *exc.path], exc.problem, "json_invalid")]) from None
 
 
 def _parse(body: bytes, batch: bool) -> list[SubmitRequest]:
+    _check_strict(body)
     try:
+        # pydantic reads the text again: strict types from JSON (a datetime from a string).
         items = _MANY.validate_json(body) if batch else [_ONE.validate_json(body)]
     except pydantic.ValidationError as exc:
         problems = clean_validation_errors(exc.errors(include_url=False, include_input=False))
@@ -147,8 +155,7 @@ def _prepare(api: TaskwardAPI, items: Sequence[SubmitRequest], batch: bool) -> l
         except UnknownTaskError as exc:
             problems.append(([*where, "task"], str(exc), "unknown_task"))
         except InvalidArgumentsError as exc:
-            message = str(exc)
-            problems.append(([*where, _option_of(message)], message, "value_error"))
+            problems.append(([*where, exc.field or "args"], str(exc), "value_error"))
     if problems:
         raise InvalidRequestError(problems)
     return news
@@ -178,6 +185,7 @@ _SCHEDULE_FIELDS = (
 
 
 def _new_schedule(api: TaskwardAPI, body: bytes) -> Schedule:
+    _check_strict(body)
     try:
         request = _SCHEDULE.validate_json(body)
     except pydantic.ValidationError as exc:
@@ -201,13 +209,23 @@ def _new_schedule(api: TaskwardAPI, body: bytes) -> Schedule:
         raise InvalidRequestError([(["body", "task"], str(exc), "unknown_task")]) from None
     except InvalidArgumentsError as exc:
         message = str(exc)
-        where = next((f for prefix, f in _SCHEDULE_FIELDS if message.startswith(prefix)), "args")
+        where = exc.field or next(
+            (f for prefix, f in _SCHEDULE_FIELDS if message.startswith(prefix)), "args"
+        )
         raise InvalidRequestError([(["body", where], message, "value_error")]) from None
     return schedule
 
 
 def _schedule_json(app: App, info: ScheduleInfo) -> dict[str, Any]:
     return info.to_json(app.secrets(info.schedule.task))
+
+
+def _schedule_name(name: str) -> str:
+    """A schedule name from the path, or a 422 if no store could hold it."""
+    try:
+        return check_text("schedule name", name)
+    except InvalidArgumentsError as exc:
+        raise InvalidRequestError([(["path", "name"], str(exc), "value_error")]) from None
 
 
 def _schedule_response(app: App, info: ScheduleInfo, status_code: int = 200) -> Response:
@@ -338,7 +356,8 @@ def build_router(api: TaskwardAPI) -> APIRouter:
                 status=status, task=task, queue=queue, name=name, limit=limit, cursor=cursor
             )
         except InvalidArgumentsError as exc:
-            raise InvalidRequestError([(["query", "cursor"], str(exc), "value_error")]) from None
+            loc: list[str | int] = ["query", exc.field] if exc.field else ["query"]
+            raise InvalidRequestError([(loc, str(exc), "value_error")]) from None
         return JSONResponse(
             {"items": [_task_json(api.app, i) for i in items], "cursor": next_cursor}
         )
@@ -485,10 +504,10 @@ def build_router(api: TaskwardAPI) -> APIRouter:
         "/schedules/{name}",
         summary="One schedule",
         response_model=ScheduleOut,
-        responses=_schedule_responses(*auth, 404, 500, 503),
+        responses=_schedule_responses(*auth, 404, 422, 500, 503),
     )
     async def get_schedule(name: str) -> Response:
-        info = await api.app.get_schedule(name)
+        info = await api.app.get_schedule(_schedule_name(name))
         if info is None:
             raise UnknownScheduleError(f"no schedule named {name[:100]!r}")
         return _schedule_response(api.app, info)
@@ -501,11 +520,11 @@ def build_router(api: TaskwardAPI) -> APIRouter:
         response_class=Response,
         responses={
             204: {"description": "Deleted"},
-            **_schedule_responses(*auth, 404, 500, 503),
+            **_schedule_responses(*auth, 404, 422, 500, 503),
         },
     )
     async def delete_schedule(name: str) -> Response:
-        await api.app.remove_schedule(name)
+        await api.app.remove_schedule(_schedule_name(name))
         return Response(status_code=204)
 
     @schedule_route(
@@ -513,20 +532,20 @@ def build_router(api: TaskwardAPI) -> APIRouter:
         "/schedules/{name}/pause",
         summary="Stop firing a schedule until it is resumed",
         response_model=ScheduleOut,
-        responses=_schedule_responses(*auth, 404, 500, 503),
+        responses=_schedule_responses(*auth, 404, 422, 500, 503),
     )
     async def pause_schedule(name: str) -> Response:
-        return _schedule_response(api.app, await api.app.pause_schedule(name))
+        return _schedule_response(api.app, await api.app.pause_schedule(_schedule_name(name)))
 
     @schedule_route(
         "POST",
         "/schedules/{name}/resume",
         summary="Fire a paused schedule again, from its next tick (missed ticks are skipped)",
         response_model=ScheduleOut,
-        responses=_schedule_responses(*auth, 404, 500, 503),
+        responses=_schedule_responses(*auth, 404, 422, 500, 503),
     )
     async def resume_schedule(name: str) -> Response:
-        return _schedule_response(api.app, await api.app.resume_schedule(name))
+        return _schedule_response(api.app, await api.app.resume_schedule(_schedule_name(name)))
 
     @router.get(
         "/health/live", summary="The process is up", response_model=HealthOut, tags=["health"]

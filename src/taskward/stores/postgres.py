@@ -23,7 +23,9 @@
 - **Transactional submit.** `insert` with ``connection=`` (the caller's asyncpg connection)
   inserts inside the caller's transaction: the tasks, and the NOTIFY, exist only if it commits.
 - **Outages.** Connection failures become `StoreError` (the worker backs off and retries);
-  asyncpg's pool replaces dead connections by itself.
+  asyncpg's pool replaces dead connections by itself. A value the database refuses as data
+  (SQLSTATE class 22: a NUL character in text, a lone surrogate that has no UTF-8 form) is
+  no outage: it is the caller's `InvalidArgumentsError`, which a retry would not mend.
 
 The statements live in ``sql/postgres/queries.sql``.
 """
@@ -48,8 +50,10 @@ import asyncpg
 from taskward.errors import (
     ConfigurationError,
     DuplicateNameError,
+    InvalidArgumentsError,
     InvalidTransitionError,
     StoreError,
+    TaskwardError,
 )
 from taskward.models import Status
 from taskward.stores.base import (
@@ -320,7 +324,7 @@ class PostgresStore:
                 records = await self._insert_rows(tasks, connection)
         except asyncpg.UniqueViolationError as e:
             raise _insert_conflict(e) from None
-        except _DB_ERRORS as e:
+        except (UnicodeEncodeError, *_DB_ERRORS) as e:  # COPY encodes text itself
             raise self._error(e) from e
         if connection is None:
             self._change.notify()  # this process's waiters need not wait for the NOTIFY
@@ -747,7 +751,11 @@ class PostgresStore:
     def _on_notify(self, *_: object) -> None:
         self._change.notify()
 
-    def _error(self, e: BaseException) -> StoreError:
+    def _error(self, e: BaseException) -> TaskwardError:
+        """A driver error as taskward's: refused data is the caller's, the rest an outage."""
+        refused = _refused_data(e)
+        if refused is not None:
+            return refused
         return StoreError(f"PostgreSQL error on {self._where}: {type(e).__name__}: {e}")
 
     async def _fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
@@ -973,6 +981,22 @@ async def _schema_version(conn: asyncpg.pool.PoolConnectionProxy[asyncpg.Record]
         return 0
     version: int = await conn.fetchval(_SQL["schema_version"])
     return version
+
+
+def _refused_data(e: BaseException) -> InvalidArgumentsError | None:
+    """`InvalidArgumentsError` for a value PostgreSQL cannot hold (SQLSTATE class 22, or text
+    asyncpg could not encode), else None. Never the value itself: it may be a secret."""
+    if isinstance(e, UnicodeEncodeError) or isinstance(e.__cause__, UnicodeEncodeError):
+        return InvalidArgumentsError(
+            "PostgreSQL cannot store text with a lone surrogate (it has no UTF-8 form)"
+        )
+    state = getattr(e, "sqlstate", None)
+    if not (isinstance(e, asyncpg.PostgresError) and str(state).startswith("22")):
+        return None
+    if isinstance(e, asyncpg.CharacterNotInRepertoireError) and "0x00" in str(e):
+        return InvalidArgumentsError("PostgreSQL cannot store a NUL character (\\x00) in text")
+    reason = str(e).partition("\n")[0][:200]
+    return InvalidArgumentsError(f"PostgreSQL refused a value as invalid data: {reason}")
 
 
 def _insert_conflict(e: asyncpg.UniqueViolationError) -> Exception:

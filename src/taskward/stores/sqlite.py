@@ -43,7 +43,12 @@ from importlib import resources
 from typing import Any, TypeVar, TypeVarTuple, cast
 from uuid import UUID
 
-from taskward.errors import ConfigurationError, InvalidTransitionError, StoreError
+from taskward.errors import (
+    ConfigurationError,
+    InvalidArgumentsError,
+    InvalidTransitionError,
+    StoreError,
+)
 from taskward.models import Status
 from taskward.stores.base import (
     ChangeSignal,
@@ -545,10 +550,12 @@ class SQLiteStore:
             if _is_busy(e):
                 return False, None
             raise self._error(e) from e
-        except BaseException:
+        except BaseException as e:
             if conn.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
                     conn.rollback()
+            if isinstance(e, UnicodeEncodeError):
+                raise self._error(e) from e
             raise
         return True, value
 
@@ -636,7 +643,7 @@ class SQLiteStore:
         try:
             value = fn(*args) if kind == _RAW else self._retrying(fn, args)
         except Exception as e:
-            return [(loop, future, False, e)]
+            return [(loop, future, False, e if kind == _RAW else self._error(e))]
         return [(loop, future, True, value)]
 
     def _run_writes(self, jobs: list[_Job]) -> list[_Outcome]:
@@ -722,9 +729,14 @@ class SQLiteStore:
                 backoff.wait(e)
 
     def _error(self, e: Exception) -> Exception:
-        """A sqlite3 error as a `StoreError`; taskward's own errors pass through."""
+        """A sqlite3 error as a `StoreError`; text sqlite3 cannot encode (a lone surrogate) as
+        the caller's `InvalidArgumentsError`; taskward's own errors pass through."""
         if isinstance(e, sqlite3.Error):
             return StoreError(f"SQLite error on {self.path}: {e}")
+        if isinstance(e, UnicodeEncodeError):
+            return InvalidArgumentsError(
+                "SQLite cannot store text with a lone surrogate (it has no UTF-8 form)"
+            )
         return e
 
     def _connection(self) -> sqlite3.Connection:
