@@ -164,12 +164,13 @@ class _Ctx:
     def app(self, need_tasks: bool = False) -> App:
         """The App to work with; ``need_tasks``: the command needs its task functions.
 
-        A command that needs no task function reads the store only: with --db (or
-        TASKWARD_DB) it does not import the app at all, and an app that fails to import
-        is warned about and the default store read instead, so that ``list`` and
-        ``status`` still work while the app is broken.
+        A command that needs no task function still loads the app when one is given (its
+        types say which arguments are secret, to show them as ``***``), but an app that
+        fails to import is only warned about: the store (--db, TASKWARD_DB or the default)
+        is read without it, so that ``list`` and ``status`` still work while the app is
+        broken, hiding arguments by name only.
         """
-        if self.app_spec and (need_tasks or not self.db):
+        if self.app_spec:
             try:
                 app = load_app(self.app_spec)
             except Exception as exc:  # any breakage of the app's module, here
@@ -183,8 +184,8 @@ class _Ctx:
                 )
                 fallback = App(self.db)
                 click.echo(
-                    f"Warning: {why}; reading the store {redact_url(fallback.url)} instead"
-                    " (choose one with --db or TASKWARD_DB)",
+                    f"Warning: {why}; reading the store {redact_url(fallback.url)} without it"
+                    " (arguments are hidden by name only)",
                     err=True,
                 )
                 return fallback
