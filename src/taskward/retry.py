@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from taskward.errors import ConfigurationError
 
-__all__ = ["Backoff"]
+__all__ = ["Backoff", "retry_delay"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,17 +57,46 @@ class Backoff:
             raise ValueError(f"attempt must be >= 1, got {attempt!r}")
         if rand is None:
             rand = random.random()
+        return retry_delay(
+            attempt,
+            first=self.base,
+            cap=self.cap,
+            factor=self.factor,
+            jitter=self.jitter,
+            rand=rand,
+        )
+
+
+def retry_delay(
+    failures: int,
+    *,
+    first: float,
+    cap: float,
+    factor: float = 2.0,
+    jitter: float = 0.0,
+    rand: float | None = None,
+) -> float:
+    """How long to wait after ``failures`` failures in a row (>= 1) of anything retried in a
+    loop (a task's attempts, a store call, a reconnect, a locked file): ``first``, times
+    ``factor`` after each failure, up to ``cap``.
+
+    ``jitter`` in [0, 1] spreads it to ``[1 - jitter, 1 + jitter)`` of that (``rand`` in
+    [0, 1) fixes it), so processes that failed together do not retry in step. The one
+    formula of every retry loop in taskward; `Backoff` is the per-task policy built on it.
+    """
+    if failures < 1:
+        raise ValueError(f"failures must be >= 1, got {failures!r}")
+    delay = cap
+    # Compare exponents in log space: factor ** (failures - 1) overflows a float long
+    # before failures reaches any limit a user would set (e.g. 2.0 ** 1100).
+    if factor == 1:
+        delay = min(cap, first)
+    elif failures - 1 < math.log(cap / first, factor):
+        delay = min(cap, first * factor ** (failures - 1))
+    if jitter:
+        if rand is None:
+            rand = random.random()
         elif not 0 <= rand < 1:
             raise ValueError(f"rand must be in [0, 1), got {rand!r}")
-        delay = self._capped(attempt)
-        return delay * (1 - self.jitter + 2 * self.jitter * rand)
-
-    def _capped(self, attempt: int) -> float:
-        # Compare exponents in log space: factor ** (attempt - 1) overflows a float long
-        # before attempt reaches any limit a user would set (e.g. 2.0 ** 1100).
-        if self.factor == 1:
-            return self.base
-        limit = math.log(self.cap / self.base, self.factor)
-        if attempt - 1 >= limit:
-            return self.cap
-        return min(self.cap, self.base * self.factor ** (attempt - 1))
+        delay *= 1 - jitter + 2 * jitter * rand
+    return delay

@@ -45,6 +45,7 @@ from taskward.errors import (
     TaskwardError,
 )
 from taskward.redact import Secrets, redact_args
+from taskward.retry import retry_delay
 from taskward.tasks import MAX_DELAY, MAX_NAME_LENGTH
 
 if TYPE_CHECKING:
@@ -643,6 +644,6 @@ async def run_schedules(
             failures = 0
         except Exception as exc:
             failures += 1
-            pause = min(poll * 2**failures, 30.0)
+            pause = retry_delay(failures, first=2 * poll, cap=30.0)
             logger.warning("schedules: round failed (%s); again in %.1fs", exc, pause)
         await asyncio.sleep(pause)

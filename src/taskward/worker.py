@@ -37,6 +37,7 @@ from taskward.leader import Leadership
 from taskward.manager import Retention, TaskManager
 from taskward.models import Progress, Status, read_json
 from taskward.redact import mask, secret_values
+from taskward.retry import retry_delay
 from taskward.scheduler import run_schedules
 from taskward.stores import redact_url
 from taskward.stores.base import Outcome, Store, TaskRecord
@@ -552,7 +553,7 @@ class Worker:
                 await self._backoff("write", exc, failures)
 
     async def _backoff(self, what: str, exc: BaseException, failures: int) -> None:
-        delay = min(0.05 * 2 ** min(failures, 10), 5.0)
+        delay = retry_delay(failures, first=0.1, cap=5.0)
         log = logger.warning if failures < 5 else logger.error
         log("worker %s: store %s failed (%s); retrying in %.2fs", self.id, what, exc, delay)
         await asyncio.sleep(delay)

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from taskward.errors import ConfigurationError
-from taskward.retry import Backoff
+from taskward.retry import Backoff, retry_delay
 
 
 def test_defaults_double_from_one_second_up_to_five_minutes() -> None:
@@ -85,3 +85,13 @@ def test_delay_is_never_negative_nor_above_the_jittered_cap(
 @given(b=backoffs, attempt=st.integers(min_value=1, max_value=10_000), rand=rands)
 def test_delay_never_shrinks_as_attempts_grow(b: Backoff, attempt: int, rand: float) -> None:
     assert b.next_delay(attempt, rand=rand) <= b.next_delay(attempt + 1, rand=rand)
+
+
+def test_retry_delay_doubles_from_first_up_to_the_cap() -> None:
+    delays = [retry_delay(n, first=0.1, cap=1.0) for n in range(1, 7)]
+    assert delays == [0.1, 0.2, 0.4, 0.8, 1.0, 1.0]
+    assert retry_delay(10_000, first=0.1, cap=5.0) == 5.0  # no overflow however many
+    assert retry_delay(1, first=1.0, cap=9.0, jitter=0.5, rand=0.0) == 0.5
+    assert retry_delay(1, first=1.0, cap=9.0, jitter=0.5, rand=0.999) == pytest.approx(1.499)
+    with pytest.raises(ValueError, match="failures must be >= 1"):
+        retry_delay(0, first=0.1, cap=1.0)
