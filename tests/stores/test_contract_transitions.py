@@ -10,6 +10,7 @@ allows (a retry of an active task, a finish with a lost lease) are part of the w
 
 from __future__ import annotations
 
+import contextlib
 import random
 from uuid import UUID
 
@@ -94,10 +95,8 @@ async def test_statuses_move_only_along_the_transition_table(
                 )
                 for _ in range(rng.randint(1, 3))
             ]
-            try:
+            with contextlib.suppress(DuplicateNameError):  # a name still active: no insert
                 ids += [row.id for row in await store.insert(batch)]
-            except DuplicateNameError:
-                pass  # a name still active: nothing inserted
         elif step == "claim":
             for row in await store.claim("w", None, rng.randint(1, 3), rng.choice([1.0, 30.0])):
                 if row.id in leased:
@@ -137,10 +136,10 @@ async def test_statuses_move_only_along_the_transition_table(
             ended = [
                 i for i, status in before.items() if status in (Status.FAILED, Status.CANCELLED)
             ]
-            try:  # mostly a task that can be retried; sometimes any, which may be refused
+            # Mostly a task that can be retried; sometimes any: active or Completed, or one
+            # whose name is taken again, is refused and stays as it is.
+            with contextlib.suppress(InvalidTransitionError, DuplicateNameError):
                 await store.retry(rng.choice(ended if ended and rng.random() < 0.7 else ids))
-            except (InvalidTransitionError, DuplicateNameError):
-                pass  # active or Completed, or its name is taken again: refused, unchanged
         elif step == "rescue":
             await store.rescue()
         elif step == "prune":
