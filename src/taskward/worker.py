@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
+from taskward.batching import GroupCommit
 from taskward.errors import (
     InvalidArgumentsError,
     LeaseLostError,
@@ -100,7 +101,7 @@ class Worker:
     """Runs the tasks of one `App` from its store until stopped."""
 
     store: Store  # the app's store, once `run` has opened it
-    _finisher: _Finisher
+    _finisher: GroupCommit[Outcome, bool]
 
     def __init__(
         self,
@@ -171,7 +172,8 @@ class Worker:
     async def run(self, *, until_idle: bool = False) -> None:
         """Claim and run tasks until `stop` (or, with ``until_idle``, until none is due)."""
         store = self.store = await self._connect()
-        self._finisher = _Finisher(store)
+        # The outcomes of runs that end together: one `finish_many` round trip and commit.
+        self._finisher = GroupCommit(store.finish_many, max_batch=500, name="taskward-finisher")
         logger.info(
             "worker %s: serving %s with %d slots on %s",
             self.id,
@@ -518,8 +520,9 @@ class Worker:
                 traceback=outcome.traceback,
             )
 
-            def write() -> Awaitable[bool]:
-                return self._finisher.finish(final)
+            async def write() -> bool:
+                [held] = await self._finisher.submit([final])
+                return held
 
         written = await self._store_call(write)
         if written and write_retry:
@@ -798,46 +801,6 @@ def _invoke(fn: TaskFunction[Any, Any], kwargs: dict[str, Any]) -> Awaitable[Any
     if fn.is_async:
         return fn.fn(**kwargs)  # type: ignore[no-any-return]
     return asyncio.to_thread(fn.fn, **kwargs)
-
-
-class _Finisher:
-    """Writes the outcomes of runs that end together in one `Store.finish_many` call.
-
-    The first outcome is written at once; those that end while a write is under way wait for
-    the next one and share it. Each caller gets its own answer (lease held or lost), and
-    retries on its own if the write failed.
-    """
-
-    _BATCH = 500
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self.waiting: list[tuple[Outcome, asyncio.Future[bool]]] = []
-        self.writer: asyncio.Task[None] | None = None
-
-    async def finish(self, outcome: Outcome) -> bool:
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self.waiting.append((outcome, future))
-        if self.writer is None:
-            self.writer = asyncio.create_task(self._write(), name="taskward-finisher")
-        return await future
-
-    async def _write(self) -> None:
-        try:
-            while self.waiting:
-                batch, self.waiting = self.waiting[: self._BATCH], self.waiting[self._BATCH :]
-                try:
-                    held = await self.store.finish_many([outcome for outcome, _ in batch])
-                except Exception as exc:
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
-                    continue
-                for (_, future), ok in zip(batch, held, strict=True):
-                    if not future.done():
-                        future.set_result(ok)
-        finally:
-            self.writer = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -69,17 +69,17 @@ async def test_workers_sharing_a_database_run_each_task_once(
     pg_cluster: Cluster, pg_app: App
 ) -> None:
     n = 1500
+    workers = [pg_cluster.start_worker("--concurrency", "8") for _ in range(3)]
+    await all_registered(pg_app, workers)  # all up first: the load must be shareable
     ids = [
         i.id
         for i in await pg_app.submit_many([new_task("quick", {"key": f"q{i}"}) for i in range(n)])
     ]
-    workers = [pg_cluster.start_worker("--concurrency", "8") for _ in range(3)]
 
     async def all_done() -> bool:
         return (await pg_app.counts()).by_status()[Status.COMPLETED] == n
 
     await eventually(all_done, timeout=45, interval=0.2)
-    await all_registered(pg_app, workers)  # else a SIGTERM may find one still starting
     for w in workers:
         w.signal(signal.SIGTERM)
     for w in workers:

@@ -141,16 +141,18 @@ async def test_second_sigterm_stops_at_once(cluster: Cluster, store_app: App) ->
 
 async def test_four_workers_share_one_sqlite_file(cluster: Cluster, store_app: App) -> None:
     n = 1200
+    workers = [cluster.start_worker("--concurrency", "8") for _ in range(4)]
+    # Every worker is up before the tasks come: on a loaded machine the first one to finish
+    # importing would otherwise run them all before the others start.
+    await all_registered(store_app, workers)
     rows = [new_task("quick", {"key": f"q{i}"}) for i in range(n)]
     ids = [info.id for info in await store_app.submit_many(rows)]
-    workers = [cluster.start_worker("--concurrency", "8") for _ in range(4)]
 
     async def all_done() -> bool:
         counts = (await store_app.counts()).by_status()
         return counts[Status.COMPLETED] == n
 
     await eventually(all_done, timeout=60, interval=0.2)
-    await all_registered(store_app, workers)  # else a SIGTERM may find one still starting
     for w in workers:
         w.signal(signal.SIGTERM)
     for w in workers:
