@@ -20,37 +20,28 @@ are shown as the schedule's last tick). Everything else is pure:
   ticks Pending or Running at once: without catch-up, a tick that finds it full is skipped;
   with catch-up it waits for room.
 
-`fire_due` applies the plans through the store's `fire_schedule`, which compares-and-sets
-``last_tick`` and inserts the tick tasks in one transaction: even if two processes both
-believe they lead, each tick is inserted once. `run_schedules` is the loop a worker runs; it
-fires only while this process holds the maintenance role (taskward.leader).
+Cron expressions are checked by `taskward.cron`. Firing the ticks (store I/O) is done by
+`taskward.maintenance`, in the process that leads maintenance.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from taskward.errors import (
-    ConfigurationError,
-    DuplicateNameError,
-    InvalidArgumentsError,
-    TaskwardError,
-)
+from taskward.cron import MAX_CRON_LENGTH, check_cron, croniter_class
+from taskward.errors import InvalidArgumentsError
 from taskward.redact import Secrets, redact_args
-from taskward.retry import retry_delay
 from taskward.tasks import MAX_DELAY, MAX_NAME_LENGTH
 
 if TYPE_CHECKING:
-    from taskward.app import App
-    from taskward.stores.base import NewTask, ScheduleRecord, Store
+    from taskward.stores.base import ScheduleRecord
 
 __all__ = [
     "MAX_CRON_LENGTH",
@@ -61,11 +52,9 @@ __all__ = [
     "Plan",
     "Schedule",
     "ScheduleInfo",
-    "fire_due",
     "latest_tick",
     "next_tick",
     "plan",
-    "run_schedules",
     "schedule_info",
     "tick_name",
 ]
@@ -79,7 +68,6 @@ MAX_TICKS_PER_ROUND = 100
 MAX_SCHEDULE_NAME = MAX_NAME_LENGTH - 40
 #: The shortest interval: shorter ones would round away against POSIX times.
 MIN_EVERY = 0.001
-MAX_CRON_LENGTH = 200
 #: Characters a schedule name may not hold: the HTTP API addresses a schedule by its name in
 #: the URL path (``/api/schedules/NAME``), where "/" and "\" split it (proxies read "\" as
 #: "/"), "?" and "#" end it, and "%" starts an escape; none survives a URL typed by hand or
@@ -154,7 +142,7 @@ class Schedule:
                 )
             object.__setattr__(self, "every", float(every))
         if self.cron is not None:
-            _check_cron(self.cron)
+            check_cron(self.cron)
         _zone(self.timezone)
         mi = self.max_instances
         if isinstance(mi, bool) or not isinstance(mi, int) or mi < 1:
@@ -215,171 +203,6 @@ def _zone(name: object) -> ZoneInfo:
         ) from None
 
 
-def _croniter() -> Any:
-    try:
-        from croniter import croniter
-    except ImportError:  # pragma: no cover - croniter is a dev dependency
-        raise ConfigurationError(
-            "cron schedules need croniter: pip install 'taskward[cron]'"
-        ) from None
-    return croniter
-
-
-#: The cron macros accepted, each a five-field expression that croniter knows by name.
-CRON_MACROS = ("@hourly", "@daily", "@midnight", "@weekly", "@monthly", "@yearly", "@annually")
-
-_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
-_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
-
-
-@dataclass(frozen=True, slots=True)
-class _CronField:
-    """One of the five fields: its name, its range, and the names its values may have."""
-
-    name: str
-    low: int
-    high: int  # the highest value accepted (7, Sunday again, for the day of the week)
-    last: int  # the highest value '*' covers (6 for the day of the week)
-    names: Mapping[str, int]
-
-    def span(self) -> str:
-        """``0-59``, or ``1-12 or jan-dec`` for a field with names."""
-        if not self.names:
-            return f"{self.low}-{self.high}"
-        first, *_, final = self.names
-        return f"{self.low}-{self.high} or {first}-{final}"
-
-
-_CRON_FIELDS = (
-    _CronField("minute", 0, 59, 59, {}),
-    _CronField("hour", 0, 23, 23, {}),
-    _CronField("day-of-month", 1, 31, 31, {}),
-    _CronField("month", 1, 12, 12, {name: i for i, name in enumerate(_MONTHS, 1)}),
-    _CronField("day-of-week", 0, 7, 6, {name: i for i, name in enumerate(_DAYS)}),
-)
-_CRON_HINT = "numbers, names, '*', ranges (1-5), steps (*/15) and lists (1,15) only"
-
-
-def _cron_error(expr: str, detail: str) -> InvalidArgumentsError:
-    return InvalidArgumentsError(f"invalid cron expression {expr!r}: {detail}", field="cron")
-
-
-def _cron_value(field: _CronField, text: str, token: str, expr: str) -> int:
-    """One value of a field (a number or a name), checked against the field's range."""
-    where = f"{field.name} field {text!r}"
-    if token.isascii() and token.isdigit():
-        value = int(token)
-        if not field.low <= value <= field.high:
-            what = where if token == text else f"{where}: {token}"
-            raise _cron_error(expr, f"{what} is out of range {field.span()}")
-        return value
-    if token.lower() in field.names:
-        return field.names[token.lower()]
-    if not token:
-        raise _cron_error(expr, f"{where}: a range needs a value on each side of '-'")
-    raise _cron_error(expr, f"{where}: {token!r} is not a value of this field ({_CRON_HINT})")
-
-
-def _cron_item(field: _CronField, text: str, item: str, expr: str) -> set[int]:
-    """The values of one list item: ``*``, ``?``, ``v``, ``a-b``, each with an optional step."""
-    where = f"{field.name} field {text!r}"
-    base, slash, step_text = item.partition("/")
-    step = 1
-    if slash:
-        if not (step_text.isascii() and step_text.isdigit()):
-            raise _cron_error(expr, f"{where}: the step {step_text!r} is not a whole number")
-        step = int(step_text)
-        if step < 1:
-            raise _cron_error(expr, f"{where}: a step must be at least 1")
-        most = field.last - field.low + 1
-        if step > most:
-            raise _cron_error(expr, f"{where}: a step must be at most {most}")
-    if base == "?":
-        # croniter reads '?' as '*' in the two day fields only, and never with a step.
-        if field.name not in ("day-of-month", "day-of-week") or slash:
-            raise _cron_error(expr, f"{where}: '?' stands alone, and only for a day field")
-        base = "*"
-    if base == "*":
-        first, final = field.low, field.last
-    else:
-        start, dash, end = base.partition("-")
-        first = _cron_value(field, text, start, expr)
-        if dash:
-            final = _cron_value(field, text, end, expr)
-            if final < first:
-                raise _cron_error(
-                    expr, f"{where}: the range {base!r} goes backwards; a range goes upwards"
-                )
-        else:
-            final = max(field.last, first) if slash else first  # 'a/n': from a on, every n
-    values = set(range(first, final + 1, step))
-    if field.high == 7 and 7 in values:  # Sunday is 0 and 7
-        values = (values - {7}) | {0}
-    return values
-
-
-def _cron_field(field: _CronField, text: str, expr: str) -> set[int]:
-    """The values a field stands for; `InvalidArgumentsError` saying what is wrong with it."""
-    values: set[int] = set()
-    for item in text.split(","):
-        if not item:
-            raise _cron_error(expr, f"{field.name} field {text!r}: an empty item in a list")
-        values |= _cron_item(field, text, item, expr)
-    return values
-
-
-def _check_cron(expr: object) -> None:
-    """Refuse anything but five cron fields or a macro, saying which field is wrong and how.
-
-    croniter reads more (a sixth field as seconds, ``L``, ``W``, ``#``, ranges that wrap
-    around): each is refused here rather than read with a meaning the user may not expect.
-    What is accepted must be read by croniter as these rules read it, and fire some day.
-    """
-    if not isinstance(expr, str) or not expr.strip():
-        raise InvalidArgumentsError(f"cron must be a cron expression, got {expr!r}", field="cron")
-    if len(expr) > MAX_CRON_LENGTH:
-        raise InvalidArgumentsError(
-            f"cron expression must be at most {MAX_CRON_LENGTH} characters", field="cron"
-        )
-    text = expr.strip()
-    croniter = _croniter()
-    if text.startswith("@"):
-        macro = text.lower()
-        if macro == "@reboot":
-            raise _cron_error(
-                expr, "'@reboot' has no meaning for a schedule (it never ticks); use five fields"
-            )
-        if macro not in CRON_MACROS or not croniter.is_valid(text):
-            raise _cron_error(expr, f"unknown macro; known: {', '.join(CRON_MACROS)}")
-    else:
-        fields = text.split()
-        if len(fields) != 5:
-            extra = " (seconds and years are not supported)" if len(fields) in (6, 7) else ""
-            raise _cron_error(
-                expr,
-                f"expected five fields (minute hour day-of-month month day-of-week), e.g. "
-                f"'0 3 * * *', but it has {len(fields)}{extra}",
-            )
-        ours = [_cron_field(f, t, expr) for f, t in zip(_CRON_FIELDS, fields, strict=True)]
-        if not croniter.is_valid(text):
-            raise _cron_error(expr, "the cron library refuses it")
-        theirs = getattr(croniter(text), "expanded", None)
-        for field, item, values, read in zip(
-            _CRON_FIELDS, fields, ours, theirs or ours, strict=True
-        ):
-            read_values = set(range(field.low, field.last + 1)) if read == ["*"] else set(read)
-            if read_values != values:
-                raise _cron_error(
-                    expr,
-                    f"{field.name} field {item!r} would be read as another set of values by "
-                    "the cron library; write the values out (e.g. 1,2,3)",
-                )
-    try:
-        croniter(text, datetime(2000, 1, 1)).get_next(datetime)
-    except Exception:  # croniter's own errors: a date that never comes (30 February)
-        raise _cron_error(expr, "it never fires (no such date)") from None
-
-
 # -- pure tick arithmetic --------------------------------------------------------------------
 
 
@@ -422,7 +245,7 @@ def next_tick(schedule: Schedule, after: float) -> float:
             tick += every
         return tick
     zone = _zone(schedule.timezone)
-    it = _croniter()(schedule.cron, _wall(after, zone))
+    it = croniter_class()(schedule.cron, _wall(after, zone))
     while True:
         tick = _instant(it.get_next(datetime), zone)
         # A wall time in the second pass of an overlap maps to its first occurrence, which
@@ -443,7 +266,7 @@ def latest_tick(schedule: Schedule, at: float) -> float:
         return tick
     zone = _zone(schedule.timezone)
     # Start a microsecond later so that a tick exactly at ``at`` counts.
-    it = _croniter()(schedule.cron, _wall(at, zone) + timedelta(microseconds=1))
+    it = croniter_class()(schedule.cron, _wall(at, zone) + timedelta(microseconds=1))
     tick = _instant(it.get_prev(datetime), zone)
     while tick > at:
         tick = _instant(it.get_prev(datetime), zone)
@@ -547,103 +370,3 @@ def tick_name(schedule: Schedule, tick: float) -> str:
     """The name of a tick's task: ``<schedule>@<tick time in UTC, ISO 8601>``."""
     when = datetime.fromtimestamp(tick, UTC).isoformat().replace("+00:00", "Z")
     return f"{schedule.prefix}{when}"
-
-
-# -- firing ----------------------------------------------------------------------------------
-
-
-def _tick_tasks(app: App, schedule: Schedule, ticks: list[float]) -> list[NewTask]:
-    fn = app.get_task(schedule.task)
-    return [
-        fn.prepare_args(
-            dict(schedule.args),
-            name=tick_name(schedule, tick),
-            run_at=datetime.fromtimestamp(tick, UTC),
-        )
-        for tick in ticks
-    ]
-
-
-async def _fire_one(app: App, store: Store, record: ScheduleRecord, now: float) -> float | None:
-    """Fire one schedule's due ticks; return its next tick (None: paused or broken)."""
-    if record.paused:
-        return None
-    try:
-        schedule = Schedule.from_definition(record.name, record.definition)
-    except InvalidArgumentsError as exc:
-        logger.error("schedule %r cannot be read, so it does not fire: %s", record.name, exc)
-        return None
-    active = await store.count_active(schedule.prefix) if record.last_tick is not None else 0
-    step = plan(schedule, record.last_tick, now, active=active)
-    if step.last_tick != record.last_tick:
-        try:
-            tasks = _tick_tasks(app, schedule, step.ticks)
-        except TaskwardError as exc:
-            # Another version of the app may know this task: leave the ticks for it.
-            logger.error("schedule %r cannot fire: %s", record.name, exc)
-            return None
-        if not step.ticks and record.last_tick is not None:
-            logger.warning(
-                "schedule %r: tick skipped, %d of its tasks are still active (max_instances)",
-                record.name,
-                active,
-            )
-        try:
-            fired = await store.fire_schedule(
-                record.name,
-                record.last_tick,
-                step.last_tick,
-                tasks,
-                fired=step.ticks[-1] if step.ticks else None,
-            )
-        except DuplicateNameError as exc:
-            logger.warning("schedule %r: tick skipped (%s)", record.name, exc)
-            fired = await store.fire_schedule(record.name, record.last_tick, step.last_tick, [])
-        if fired:
-            for task in tasks:
-                logger.info("schedule %r fired %s (task %s)", record.name, task.name, task.id)
-        else:
-            logger.debug("schedule %r: another process fired it first", record.name)
-            return now  # look again soon
-    assert step.last_tick is not None
-    return next_tick(schedule, step.last_tick)
-
-
-async def fire_due(app: App, store: Store, now: float) -> float | None:
-    """Fire every schedule's due ticks at ``now``; return the earliest next tick, if any."""
-    soonest: float | None = None
-    for record in await store.list_schedules():
-        following = await _fire_one(app, store, record, now)
-        if following is not None and (soonest is None or following < soonest):
-            soonest = following
-    return soonest
-
-
-async def run_schedules(
-    app: App, store: Store, *, leading: Callable[[], bool], poll: float = 1.0
-) -> None:
-    """Store the app's code-declared schedules, then fire due ticks while ``leading()`` says
-    this process leads maintenance (checked before every round).
-
-    Wakes at the next tick or every ``poll`` seconds (to notice schedules added elsewhere);
-    store failures are logged and retried. Runs until cancelled.
-    """
-    synced = False
-    failures = 0
-    while True:
-        pause = poll
-        try:
-            if not synced:
-                await app.store_schedules()
-                synced = True
-            if leading():
-                now = await store.now()
-                soonest = await fire_due(app, store, now)
-                if soonest is not None:
-                    pause = min(poll, max(soonest - now, 0.01))
-            failures = 0
-        except Exception as exc:
-            failures += 1
-            pause = retry_delay(failures, first=2 * poll, cap=30.0)
-            logger.warning("schedules: round failed (%s); again in %.1fs", exc, pause)
-        await asyncio.sleep(pause)

@@ -35,11 +35,11 @@ from taskward.errors import (
     UnknownTaskError,
 )
 from taskward.leader import Leadership
+from taskward.maintenance import Pruning, run_maintenance, run_schedules
 from taskward.manager import Retention, TaskManager
 from taskward.models import Progress, Status, read_json
 from taskward.redact import mask, secret_values
 from taskward.retry import retry_delay
-from taskward.scheduler import run_schedules
 from taskward.stores import redact_url
 from taskward.stores.base import Outcome, Store, TaskRecord
 
@@ -58,27 +58,9 @@ CANCEL_GRACE = 1.0
 # How soon a worker looks again for tasks of a queue that was at its own limit (`queue_limits`):
 # a finished run frees a slot without any change in the store to wake the claim loop.
 LIMITED_QUEUE_POLL = 0.05
+#: Finished tasks kept 1 day (Completed) or 7 days (Failed, Cancelled), then pruned.
+DEFAULT_PRUNING = Pruning()
 T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class Pruning:
-    """How long finished tasks are kept (seconds; None keeps them), pruned in small batches."""
-
-    completed: float | None = 86_400.0
-    failed: float | None = 7 * 86_400.0
-    cancelled: float | None = 7 * 86_400.0
-    batch: int = 500
-    every: float = 60.0
-
-    def ages(self) -> dict[Status, float]:
-        """The store's ``prune`` argument."""
-        ages = {
-            Status.COMPLETED: self.completed,
-            Status.FAILED: self.failed,
-            Status.CANCELLED: self.cancelled,
-        }
-        return {status: age for status, age in ages.items() if age is not None}
 
 
 class _Run:
@@ -114,7 +96,7 @@ class Worker:
         grace: float = 15.0,
         poll_interval: float = 0.5,
         cancel_poll: float = 0.25,
-        pruning: Pruning | None = Pruning(),
+        pruning: Pruning | None = DEFAULT_PRUNING,
         worker_id: str | None = None,
         schedule_poll: float = 1.0,
         connect_timeout: float = 60.0,
@@ -193,8 +175,17 @@ class Worker:
             asyncio.create_task(self._guard_leases(), name="taskward-lease-guard"),
             asyncio.create_task(self._watch(), name="taskward-cancel-watch"),
             asyncio.create_task(leadership.keep(), name="taskward-leadership"),
-            asyncio.create_task(self._maintenance(), name="taskward-maintenance"),
-            # Fires durable schedules while this process leads maintenance (taskward.scheduler).
+            asyncio.create_task(
+                run_maintenance(
+                    store,
+                    self.id,
+                    lambda: leadership.held,
+                    every=min(self.lease / 3, 5.0),
+                    pruning=self.pruning,
+                ),
+                name="taskward-maintenance",
+            ),
+            # Fires durable schedules while this process leads maintenance (taskward.maintenance).
             asyncio.create_task(
                 run_schedules(
                     self.app,
@@ -692,41 +683,6 @@ class Worker:
                 for run in to_cancel:
                     logger.info("task %s (%s): cancel requested", run.record.id, run.record.task)
                 self._spawn(self._cancel_runs(to_cancel, "cancel"))
-
-    async def _maintenance(self) -> None:
-        """Rescue tasks whose lease expired; prune old finished tasks in small batches.
-
-        Only while this worker holds the maintenance role (`Leadership`), checked before
-        each step: when the leader dies or stalls, another takes over within a lease.
-        """
-        store = self.store
-        leadership = self._leadership
-        assert leadership is not None
-        rescue_every = min(self.lease / 3, 5.0)
-        since_prune = float("inf")
-        while True:
-            try:
-                leading = leadership.held
-                for record in await store.rescue(leader=self.id) if leading else []:
-                    logger.warning(
-                        "task %s (%s): its worker was lost (lease expired); now %s",
-                        record.id,
-                        record.task,
-                        record.status,
-                    )
-                if leading and self.pruning is not None and since_prune >= self.pruning.every:
-                    since_prune = 0.0
-                    ages = self.pruning.ages()
-                    batch = self.pruning.batch
-                    # Small batches, with a pause between, so other writers get their turn.
-                    for _ in range(100):
-                        if not (ages and leadership.held) or await store.prune(ages, batch) < batch:
-                            break
-                        await asyncio.sleep(0.05)
-            except Exception as exc:
-                logger.warning("worker %s: maintenance failed (%s)", self.id, exc)
-            await asyncio.sleep(rescue_every)
-            since_prune += rescue_every
 
     def _new_progress(self, run: _Run) -> Progress | None:
         """The run's progress if it changed since the last write, else None."""

@@ -16,19 +16,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from taskward.app import App
+from taskward.cron import CRON_MACROS
 from taskward.errors import (
     ConfigurationError,
     DuplicateNameError,
     InvalidArgumentsError,
     UnknownScheduleError,
 )
+from taskward.maintenance import fire_due
 from taskward.models import Status
 from taskward.scheduler import (
-    CRON_MACROS,
     MAX_TICKS_PER_ROUND,
     Plan,
     Schedule,
-    fire_due,
     latest_tick,
     next_tick,
     plan,
