@@ -41,6 +41,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, Unpack, overload
 from uuid import UUID
 
+from taskward._fast import record_factory
 from taskward.errors import (
     ClosedError,
     ConfigurationError,
@@ -56,7 +57,6 @@ from taskward.models import (
     Status,
     TaskInfo,
     from_timestamp,
-    quick_factory,
     read_json,
 )
 from taskward.redact import Secrets, redact_args
@@ -135,7 +135,7 @@ def _number(value: object) -> float | None:
     return None
 
 
-_new_info = quick_factory(TaskInfo)  # TaskInfo(...), a quarter cheaper
+_new_info = record_factory(TaskInfo)  # TaskInfo(...), about half the cost (taskward._fast)
 
 
 def task_info(record: TaskRecord) -> TaskInfo:

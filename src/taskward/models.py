@@ -6,21 +6,20 @@ speaks of tasks with these five statuses and moves them only along ``TRANSITIONS
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 import json
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from types import MemberDescriptorType
 from typing import Any, TypeVar
-from uuid import UUID, SafeUUID
+from uuid import UUID
 
 import pydantic_core
 
+from taskward._fast import uuid_from_int
 from taskward.errors import InvalidTransitionError
 from taskward.redact import Secrets, redact_args
 
@@ -107,7 +106,7 @@ def new_task_id() -> UUID:
             _random_bytes, pos = os.urandom(4096), 0
         _random_pos = pos + 8
         random = int.from_bytes(_random_bytes[pos : pos + 8])
-    return _uuid_from_int(
+    return uuid_from_int(
         (clock >> 12) << 80 | (clock & 0xFFF) << 64 | _UUID7_FIXED | random & _UUID7_RANDOM
     )
 
@@ -134,15 +133,6 @@ def _forget_random_bytes() -> None:
 os.register_at_fork(after_in_child=_forget_random_bytes)
 
 
-def _uuid_from_int(value: int) -> UUID:
-    """``UUID(int=value)`` for a value known to be in range, without its checks (as
-    Python 3.14's ``UUID._from_int``): about a third of the cost."""
-    uid = object.__new__(UUID)
-    object.__setattr__(uid, "int", value)
-    object.__setattr__(uid, "is_safe", SafeUUID.unknown)
-    return uid
-
-
 def read_json(text: str | bytes) -> Any:
     """JSON text as Python values; ValueError (or RecursionError) if it is not JSON.
 
@@ -161,63 +151,6 @@ def from_timestamp(ts: float | None) -> datetime | None:
     return None if ts is None else datetime.fromtimestamp(ts, UTC)
 
 
-def quick_init(cls: type[_T]) -> type[_T]:
-    """Give a frozen, keyword-only dataclass a faster ``__init__`` with the same signature.
-
-    A frozen dataclass's own ``__init__`` calls ``object.__setattr__`` for every field,
-    which looks the field up by name each time; this one stores each field through its slot
-    directly, which makes building the records that the stores and workers make by the
-    thousand about a third cheaper. For plain slotted classes only: no ``__post_init__``,
-    no default factories, no ``InitVar`` or ``init=False`` fields.
-    """
-    fields = dataclasses.fields(cls)  # type: ignore[arg-type]
-    plain = all(f.init and f.default_factory is dataclasses.MISSING for f in fields)
-    slots = all(isinstance(cls.__dict__.get(f.name), MemberDescriptorType) for f in fields)
-    extra = len(fields) != len(cls.__annotations__)  # InitVar or ClassVar
-    if not (plain and slots) or extra or hasattr(cls, "__post_init__"):
-        raise TypeError(f"quick_init does not handle {cls.__name__}")
-    env: dict[str, Any] = {}
-    params, lines = [], []
-    for f in fields:
-        if f.default is dataclasses.MISSING:
-            params.append(f.name)
-        else:
-            env[f"_default_{f.name}"] = f.default
-            params.append(f"{f.name}=_default_{f.name}")
-        env[f"_slot_{f.name}"] = cls.__dict__[f.name].__set__
-        lines.append(f"    _slot_{f.name}(self, {f.name})")
-    body = "\n".join(lines) + "\n"
-    signature = ", ".join(params)
-    source = (
-        f"def __init__(self, *, {signature}):\n{body}"
-        f"def make(*, {signature}):\n    self = _new(_cls)\n{body}    return self\n"
-    )
-    env.update(_new=object.__new__, _cls=cls)
-    exec(source, env)  # our own fixed text, as dataclasses itself does
-    init = env["__init__"]
-    init.__qualname__ = f"{cls.__qualname__}.__init__"
-    init.__annotations__ = dict(cls.__init__.__annotations__)
-    cls.__init__ = init  # type: ignore[method-assign]
-    make = env["make"]
-    make.__qualname__ = f"quick_factory({cls.__qualname__})"
-    _FACTORIES[cls] = make
-    return cls
-
-
-_FACTORIES: dict[type, Callable[..., Any]] = {}
-
-
-def quick_factory(cls: type[_T]) -> Callable[..., _T]:
-    """A function that builds a `quick_init` class from the same keyword arguments.
-
-    Calling a class passes its keyword arguments through a dict, to ``__new__`` and then to
-    ``__init__``; this function takes them directly, which is about a quarter cheaper again.
-    For the hot spots that build records by the thousand; it is typed loosely (``...``), so
-    call it from a function whose own parameters are typed.
-    """
-    return _FACTORIES[cls]
-
-
 @dataclass(frozen=True, slots=True)
 class Progress:
     """What a running task last reported with `taskward.progress`."""
@@ -234,7 +167,6 @@ class Progress:
         return min(1.0, self.done / self.total)
 
 
-@quick_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TaskInfo:
     """A read-only snapshot of one task.

@@ -37,8 +37,9 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypedDict, TypeVar, U
 import pydantic
 import pydantic_core
 
+from taskward._fast import record_factory
 from taskward.errors import ConfigurationError, InvalidArgumentsError, InvalidJSONError
-from taskward.models import new_task_id, quick_factory
+from taskward.models import new_task_id
 from taskward.redact import PYDANTIC_SHOWN, Secrets, reveal, secrets_of
 from taskward.retry import Backoff
 from taskward.stores.base import NewTask
@@ -58,7 +59,7 @@ MAX_INT32 = 2**31 - 1
 MIN_PRIORITY = -(2**31)
 MAX_PRIORITY = MAX_INT32
 
-_make_new_task = quick_factory(NewTask)  # NewTask(...), a quarter cheaper
+_make_new_task = record_factory(NewTask)  # NewTask(...), cheaper (taskward._fast)
 
 _MODEL_CONFIG = pydantic.ConfigDict(
     extra="forbid",

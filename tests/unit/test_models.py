@@ -21,11 +21,8 @@ from taskward.models import (
     TaskInfo,
     check_transition,
     from_timestamp,
-    quick_factory,
-    quick_init,
     read_json,
 )
-from taskward.stores.base import NewTask, TaskRecord
 
 ALL = set(Status)
 
@@ -148,79 +145,6 @@ def test_an_error_keeps_extra_arguments_and_an_empty_message_falls_back_to_the_d
     error = errors.StoreError("cannot connect", "postgres")
     assert error.args == ("cannot connect", "postgres")
     assert str(errors.ClosedError("")) == "This is shutting down or closed and takes no new tasks."
-
-
-# -- quick_init ------------------------------------------------------------------------------
-
-
-@quick_init
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class _Sample:
-    a: int
-    b: str = "x"
-    c: tuple[int, ...] = ()
-
-
-def test_quick_init_keeps_the_dataclass_contract() -> None:
-    sample = _Sample(a=1)
-    assert (sample.a, sample.b, sample.c) == (1, "x", ())
-    assert _Sample(a=2, b="y", c=(3,)) == _Sample(a=2, b="y", c=(3,))
-    assert repr(sample) == "_Sample(a=1, b='x', c=())"
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        sample.a = 2  # type: ignore[misc]
-    with pytest.raises(TypeError, match="a"):
-        _Sample()  # type: ignore[call-arg]
-    with pytest.raises(TypeError):
-        _Sample(1)  # type: ignore[call-arg]
-    with pytest.raises(TypeError, match="d"):
-        _Sample(a=1, d=2)  # type: ignore[call-arg]
-    assert dataclasses.replace(sample, b="z") == _Sample(a=1, b="z")
-    assert list(inspect.signature(_Sample).parameters) == ["a", "b", "c"]
-
-
-def test_quick_factory_builds_what_the_class_builds() -> None:
-    make = quick_factory(_Sample)
-    assert make(a=1) == _Sample(a=1)
-    assert make(a=2, b="y", c=(3,)) == _Sample(a=2, b="y", c=(3,))
-    assert type(make(a=1)) is _Sample
-    with pytest.raises(TypeError, match="a"):
-        make()
-    with pytest.raises(TypeError):
-        make(1)
-    with pytest.raises(TypeError, match="d"):
-        make(a=1, d=2)
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        make(a=1).a = 2  # type: ignore[misc]
-    for cls in (TaskInfo, NewTask, TaskRecord):
-        assert quick_factory(cls) is quick_factory(cls)
-
-
-def test_quick_init_refuses_what_it_does_not_handle() -> None:
-    @dataclasses.dataclass(frozen=True)
-    class Factory:
-        items: list[int] = dataclasses.field(default_factory=list)
-
-    @dataclasses.dataclass(frozen=True)
-    class Post:
-        a: int
-
-        def __post_init__(self) -> None: ...
-
-    @dataclasses.dataclass(frozen=True)
-    class NoSlots:  # fields set through their slots need slots
-        a: int
-
-    for cls in (Factory, Post, NoSlots):
-        with pytest.raises(TypeError, match="quick_init"):
-            quick_init(cls)
-
-
-def test_the_hot_records_use_quick_init() -> None:
-    for cls in (TaskInfo, NewTask, TaskRecord):
-        names = cls.__init__.__code__.co_names  # ours, not the dataclass's
-        assert "_slot_id" in names
-        assert "__setattr__" not in names
-        assert cls.__init__.__qualname__ == f"{cls.__name__}.__init__"
 
 
 def test_read_json_reads_what_the_json_module_reads() -> None:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 from uuid import UUID
 
-from taskward.models import Status, quick_init
+from taskward.models import Status
 
 __all__ = [
     "ChangeSignal",
@@ -38,7 +38,6 @@ __all__ = [
 ]
 
 
-@quick_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NewTask:
     """A task to insert. ``delay`` is relative to the store's clock; ``run_at`` is absolute."""
@@ -55,7 +54,6 @@ class NewTask:
     run_at: float | None = None
 
 
-@quick_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TaskRecord:
     """One row of the tasks table, as the store holds it."""

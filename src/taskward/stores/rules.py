@@ -11,8 +11,9 @@ import secrets
 from collections.abc import Sequence
 from typing import Any
 
+from taskward._fast import record_factory
 from taskward.errors import DuplicateNameError, InvalidTransitionError
-from taskward.models import FINISHED, Status, quick_factory
+from taskward.models import FINISHED, Status
 from taskward.stores.base import NewTask, TaskRecord
 
 _CURSOR_PREFIX = "seq:"
@@ -36,8 +37,8 @@ def decode_cursor(cursor: str) -> int:
     return int(digits)
 
 
-#: ``TaskRecord(...)`` about a quarter cheaper: for the stores' records, built by the thousand.
-new_record = quick_factory(TaskRecord)
+#: ``TaskRecord(...)`` at about half the cost (taskward._fast): stores build them by the thousand.
+new_record = record_factory(TaskRecord)
 
 
 def pending_record(task: NewTask, seq: int, run_at: float, created_at: float) -> TaskRecord:
