@@ -409,20 +409,7 @@ class TaskManager:
                 self._start(rec)
                 if self._space_waiters:
                     self._wake_space()
-                if rec.kind == _ASYNC:  # the common case, inline: no coroutine of ours per task
-                    _current.set(rec)
-                    try:
-                        result = await rec.fn(*rec.args, **rec.kwargs)  # type: ignore[misc,arg-type]
-                    except BaseException as exc:
-                        self._failed(rec, exc)
-                    else:
-                        self._finish(
-                            rec,
-                            Status.CANCELLED if rec.cancel_requested else Status.COMPLETED,
-                            result,
-                        )
-                else:
-                    await self._execute(rec)
+                await self._execute(rec)
                 if rec.abandoned:
                     return
         except BaseException as exc:
