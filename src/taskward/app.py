@@ -138,24 +138,35 @@ def _number(value: object) -> float | None:
 _new_info = record_factory(TaskInfo)  # TaskInfo(...), about half the cost (taskward._fast)
 
 
-def task_info(record: TaskRecord) -> TaskInfo:
-    """The public snapshot of a stored row; corrupt JSON in it never raises here."""
+def task_info(record: TaskRecord, times: dict[float, datetime] | None = None) -> TaskInfo:
+    """The public snapshot of a stored row; corrupt JSON in it never raises here.
+
+    ``times``: creation datetimes already made, by timestamp: the tasks of one batch share
+    their creation time (and, unless delayed, their due time), so one datetime serves all.
+    """
     ok, args = _decode(record.args)
     if not ok or not isinstance(args, dict):
         args = None
-    _, result = _decode(record.result)
+    result = None if record.result is None else _decode(record.result)[1]
     progress = None
-    ok, raw = _decode(record.progress)
-    if ok and isinstance(raw, dict) and (done := _number(raw.get("done"))) is not None:
-        total = raw.get("total")
-        message = raw.get("message")
-        progress = Progress(
-            done=done,
-            total=_number(total),
-            message=message if isinstance(message, str) else None,
-        )
-    created_at = from_timestamp(record.created_at)
-    assert created_at is not None
+    if record.progress is not None:  # most rows have none: nothing to decode
+        ok, raw = _decode(record.progress)
+        if ok and isinstance(raw, dict) and (done := _number(raw.get("done"))) is not None:
+            total = raw.get("total")
+            message = raw.get("message")
+            progress = Progress(
+                done=done,
+                total=_number(total),
+                message=message if isinstance(message, str) else None,
+            )
+    created_ts, run_ts = record.created_at, record.run_at
+    created_at = None if times is None else times.get(created_ts)
+    if created_at is None:
+        created_at = datetime.fromtimestamp(created_ts, UTC)
+        if times is not None:
+            times[created_ts] = created_at
+    run_at = created_at if run_ts == created_ts else datetime.fromtimestamp(run_ts, UTC)
+    started, finished = record.started_at, record.finished_at
     return _new_info(
         id=record.id,
         name=record.name,
@@ -171,37 +182,8 @@ def task_info(record: TaskRecord) -> TaskInfo:
         attempts=record.attempts,
         max_attempts=record.max_attempts,
         created_at=created_at,
-        started_at=from_timestamp(record.started_at),
-        finished_at=from_timestamp(record.finished_at),
-        run_at=from_timestamp(record.run_at),
-    )
-
-
-def _inserted_info(record: TaskRecord, times: dict[float, datetime] | None = None) -> TaskInfo:
-    """`task_info` of a task just inserted: Pending, with no start, outcome or progress yet.
-
-    ``times``: creation datetimes already made, by timestamp: the tasks of one batch share
-    their creation time (and, unless delayed, their due time), so one datetime serves all.
-    """
-    ok, args = _decode(record.args)
-    created_ts, run_ts = record.created_at, record.run_at
-    created_at = None if times is None else times.get(created_ts)
-    if created_at is None:
-        created_at = datetime.fromtimestamp(created_ts, UTC)
-        if times is not None:
-            times[created_ts] = created_at
-    run_at = created_at if run_ts == created_ts else datetime.fromtimestamp(run_ts, UTC)
-    return _new_info(
-        id=record.id,
-        name=record.name,
-        task=record.task,
-        status=record.status,
-        args=args if ok and isinstance(args, dict) else None,
-        priority=record.priority,
-        queue=record.queue,
-        attempts=record.attempts,
-        max_attempts=record.max_attempts,
-        created_at=created_at,
+        started_at=None if started is None else datetime.fromtimestamp(started, UTC),
+        finished_at=None if finished is None else datetime.fromtimestamp(finished, UTC),
         run_at=run_at,
     )
 
@@ -687,7 +669,7 @@ class App:
         """
         store = self._ready_here()
         if store is not None and connection is None:
-            return _inserted_info((await store.insert([new]))[0])
+            return task_info((await store.insert([new]))[0])
         return (await self.submit_many([new], connection=connection))[0]
 
     @_on_home_loop
@@ -718,7 +700,7 @@ class App:
                 f" {type(store).__name__}"
             )
         times: dict[float, datetime] = {}
-        return [_inserted_info(row, times) for row in rows]
+        return [task_info(row, times) for row in rows]
 
     @_on_home_loop
     async def get(self, task_id: UUID | str) -> TaskInfo | None:
