@@ -14,15 +14,12 @@ import asyncio
 import contextlib
 import functools
 import heapq
-import json
 import logging
 import os
 import socket
 import time
-import traceback
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
@@ -31,21 +28,19 @@ from taskward.errors import (
     InvalidArgumentsError,
     LeaseLostError,
     StoreError,
-    TaskwardError,
-    UnknownTaskError,
 )
+from taskward.execution import Run, RunOutcome, call
 from taskward.leader import Leadership
+from taskward.leases import RunWatch
 from taskward.maintenance import Pruning, run_maintenance, run_schedules
 from taskward.manager import Retention, TaskManager
-from taskward.models import Progress, Status, read_json
-from taskward.redact import mask, secret_values
+from taskward.models import Status
 from taskward.retry import retry_delay
 from taskward.stores import redact_url
 from taskward.stores.base import Outcome, Store, TaskRecord
 
 if TYPE_CHECKING:
     from taskward.app import App
-    from taskward.tasks import TaskFunction
 
 __all__ = ["Pruning", "Worker"]
 
@@ -63,27 +58,12 @@ DEFAULT_PRUNING = Pruning()
 T = TypeVar("T")
 
 
-class _Run:
-    """A claimed task this worker is running."""
-
-    __slots__ = ("cancel", "done", "lease_until", "progress", "record", "writing")
-
-    def __init__(self, record: TaskRecord, lease_until: float) -> None:
-        self.record = record
-        self.cancel: str | None = None  # why we cancel it: "cancel", "lost", "stop"
-        self.progress: Progress | None = None  # as last written to the store
-        self.writing = False  # the function has returned; its outcome is being written
-        self.done = asyncio.Event()
-        # On time.monotonic(): when the lease surely still held runs out. Counted from when
-        # the claim or the last renewal was *sent*, so never later than the store's expiry.
-        self.lease_until = lease_until
-
-
 class Worker:
     """Runs the tasks of one `App` from its store until stopped."""
 
     store: Store  # the app's store, once `run` has opened it
     _finisher: GroupCommit[Outcome, bool]
+    _run_watch: RunWatch
 
     def __init__(
         self,
@@ -113,7 +93,6 @@ class Worker:
         self.concurrency = concurrency
         self.queue_limits = _check_queue_limits(self.queues, queue_limits)
         self.lease = lease
-        self.heartbeat_every = lease / 3
         self.grace = grace
         self.poll_interval = poll_interval
         self.cancel_poll = cancel_poll
@@ -121,7 +100,7 @@ class Worker:
         self.schedule_poll = schedule_poll
         self.connect_timeout = connect_timeout
         self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self._runs: dict[UUID, _Run] = {}
+        self._runs: dict[UUID, Run] = {}
         self._slot_freed = asyncio.Event()
         self._stopping = asyncio.Event()
         self._stop_now = False
@@ -170,10 +149,20 @@ class Worker:
             concurrency=None,
             retain=Retention(max_finished=0),
         )
+        watch = self._run_watch = RunWatch(
+            self.id,
+            store,
+            self._runs,
+            lease=self.lease,
+            cancel_poll=self.cancel_poll,
+            progress_of=manager.progress_of,
+            stop=lambda runs, why: self._spawn(self._cancel_runs(runs, why)),
+            describe=self._describe,
+        )
         helpers = [
-            asyncio.create_task(self._heartbeats(), name="taskward-heartbeats"),
-            asyncio.create_task(self._guard_leases(), name="taskward-lease-guard"),
-            asyncio.create_task(self._watch(), name="taskward-cancel-watch"),
+            asyncio.create_task(watch.heartbeats(), name="taskward-heartbeats"),
+            asyncio.create_task(watch.guard(), name="taskward-lease-guard"),
+            asyncio.create_task(watch.watch(), name="taskward-cancel-watch"),
             asyncio.create_task(leadership.keep(), name="taskward-leadership"),
             asyncio.create_task(
                 run_maintenance(
@@ -358,7 +347,7 @@ class Worker:
     # ----------------------------------------------------------------- one task
 
     def _start(self, record: TaskRecord, lease_until: float) -> None:
-        run = _Run(record, lease_until)
+        run = Run(record, lease_until)
         self._runs[record.id] = run
         assert self._manager is not None
         self._manager.submit_nowait(str(record.id), self._execute, run)
@@ -367,10 +356,10 @@ class Worker:
         """Slots taken: runs whose function has not returned yet."""
         return sum(1 for run in self._runs.values() if not run.writing)
 
-    async def _execute(self, run: _Run) -> None:
+    async def _execute(self, run: Run) -> None:
         record = run.record
         try:
-            outcome = await self._call(run)
+            outcome = await call(self.app, run)
             # The slot is free as soon as the function returns: the next claim overlaps
             # with this outcome's write (the run stays leased and heartbeated until then).
             run.writing = True
@@ -381,60 +370,7 @@ class Worker:
             run.done.set()
             self._slot_freed.set()
 
-    async def _call(self, run: _Run) -> _Outcome:
-        """Run the task function; return what happened, never raise (but a stop)."""
-        record = run.record
-        try:
-            fn = self.app.get_task(record.task)
-        except UnknownTaskError:
-            return _Outcome.fatal(
-                f"unknown task {record.task!r}: no task function of that name is registered "
-                "in this worker's app"
-            )
-        args: Any = None
-        try:
-            args = read_json(record.args)
-            if not isinstance(args, dict):
-                raise TypeError(f"arguments must be a JSON object, not {type(args).__name__}")
-            kwargs = fn.validate_json_args(args)
-        except Exception as exc:  # any row at all: RecursionError for a too deeply nested one
-            reason = str(exc) or type(exc).__name__
-            if isinstance(exc, RecursionError):
-                reason = "nested too deeply to be decoded"
-            elif isinstance(args, dict):  # a validation error may quote a secret's value
-                reason = mask(reason, secret_values(args, fn.secrets))
-            return _Outcome.fatal(f"the stored arguments cannot be used: {reason}")
-        try:
-            if record.timeout is None:  # most tasks: no timeout context to set up
-                result = await _invoke(fn, kwargs)
-            else:
-                async with asyncio.timeout(record.timeout):
-                    result = await _invoke(fn, kwargs)
-        except asyncio.CancelledError:
-            if run.cancel is None:
-                raise  # not ours: let it stop the worker
-            return _Outcome(Status.CANCELLED, error=f"cancelled ({run.cancel})")
-        except TimeoutError as exc:
-            if run.cancel is not None:
-                return _Outcome(Status.CANCELLED, error=f"cancelled ({run.cancel})")
-            secrets = secret_values(args, fn.secrets)
-            return _Outcome.failure(exc, f"timed out after {record.timeout}s", secrets)
-        except Exception as exc:
-            if run.cancel is not None:
-                return _Outcome(Status.CANCELLED, error=f"cancelled ({run.cancel})")
-            # The error and traceback are stored and logged: the secrets' values go.
-            return _Outcome.failure(exc, secrets=secret_values(args, fn.secrets))
-        if run.cancel is not None:
-            # It swallowed our cancellation and returned: a cancel asked for stays a cancel
-            # (as in TaskManager), rather than turning into Completed.
-            return _Outcome(Status.CANCELLED, error=f"cancelled ({run.cancel})")
-        try:
-            return _Outcome(Status.COMPLETED, result=fn.dump_result(result))
-        except (ValueError, TypeError, TaskwardError) as exc:
-            message = f"the result cannot be stored as JSON: {exc}"
-            return _Outcome.fatal(mask(message, secret_values(args, fn.secrets)))
-
-    async def _record_outcome(self, run: _Run, outcome: _Outcome) -> None:
+    async def _record_outcome(self, run: Run, outcome: RunOutcome) -> None:
         """Write the outcome, fenced by the lease: retry, release, cancel, fail or complete."""
         record = run.record
         store = self.store
@@ -453,8 +389,8 @@ class Worker:
                 outcome.status,
             )
             return
-        if self._new_progress(run) is not None:  # most runs report none
-            await self._store_call(lambda: self._write_progress(run))
+        if self._run_watch.new_progress(run) is not None:  # most runs report none
+            await self._store_call(lambda: self._run_watch.write_progress(run))
         write: Callable[[], Awaitable[bool]]
         write_retry = False
         delay = 0.0
@@ -552,7 +488,7 @@ class Worker:
         log("worker %s: store %s failed (%s); retrying in %.2fs", self.id, what, exc, delay)
         await asyncio.sleep(delay)
 
-    async def _cancel_runs(self, runs: list[_Run], reason: str) -> None:
+    async def _cancel_runs(self, runs: list[Run], reason: str) -> None:
         manager = self._manager
         assert manager is not None
         for run in runs:
@@ -587,9 +523,9 @@ class Worker:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _beat(self) -> None:
-        """Tell the store this worker is alive (for stats and readiness), until a lease."""
-        info = {
+    def _describe(self) -> dict[str, Any]:
+        """What this worker says of itself with its beats (stats, readiness)."""
+        return {
             "host": socket.gethostname(),
             "pid": os.getpid(),
             "queues": self.queues,
@@ -597,110 +533,6 @@ class Worker:
             "concurrency": self.concurrency,
             "running": len(self._runs),
         }
-        try:
-            await self.store.worker_beat(self.id, json.dumps(info), self.lease)
-        except Exception as exc:
-            logger.warning("worker %s: beat failed (%s)", self.id, exc)
-
-    async def _heartbeats(self) -> None:
-        store = self.store
-        while True:
-            await self._beat()
-            await asyncio.sleep(self.heartbeat_every)
-            runs = [run for run in self._runs.values() if run.cancel != "lost"]
-            if not runs:
-                continue
-            leases = [(run.record.id, run.record.lease_token or "") for run in runs]
-            sent = time.monotonic()
-            try:
-                lost = await store.heartbeat(self.id, leases, self.lease)
-            except Exception as exc:
-                logger.warning("worker %s: heartbeat failed (%s)", self.id, exc)
-                continue
-            for run in runs:
-                if run.record.id not in lost:
-                    run.lease_until = max(run.lease_until, sent + self.lease)
-            lost_runs = [self._runs[i] for i in lost if i in self._runs]
-            for run in lost_runs:
-                logger.warning(
-                    "task %s (%s): lease lost to another worker; stopping this run",
-                    run.record.id,
-                    run.record.task,
-                )
-            if lost_runs:
-                self._spawn(self._cancel_runs(lost_runs, "lost"))
-
-    async def _guard_leases(self) -> None:
-        """Stop the runs whose lease ran out without a renewal.
-
-        A worker that was stopped (SIGSTOP, a frozen VM), whose event loop was blocked, or
-        that cannot reach the store may have lost its leases to a rescue: it stops those
-        runs and writes nothing for them (the store would refuse it anyway, being fenced by
-        the lease token). Only the clock is read here, so no store outage can delay it.
-        """
-        every = min(self.lease / 10, 0.5)
-        while True:
-            await asyncio.sleep(every)
-            now = time.monotonic()
-            expired = [
-                run
-                for run in self._runs.values()
-                if run.cancel != "lost" and not run.writing and run.lease_until <= now
-            ]
-            for run in expired:
-                logger.warning(
-                    "task %s (%s): lease not renewed for %.1fs (this worker was stopped,"
-                    " stalled or cut off from the store); stopping this run, its outcome will"
-                    " not be written: the task runs again elsewhere",
-                    run.record.id,
-                    run.record.task,
-                    now - run.lease_until + self.lease,
-                )
-            if expired:
-                self._spawn(self._cancel_runs(expired, "lost"))
-
-    async def _watch(self) -> None:
-        """Deliver cancel requests to running tasks and write pending progress."""
-        store = self.store
-        while True:
-            await asyncio.sleep(self.cancel_poll)
-            runs = [run for run in self._runs.values() if run.cancel is None and not run.writing]
-            if not runs:
-                continue
-            try:
-                for run in runs:
-                    if not run.done.is_set():
-                        await self._write_progress(run)
-            except Exception as exc:
-                logger.warning("worker %s: progress write failed (%s)", self.id, exc)
-            try:
-                wanted = await store.cancel_requested([run.record.id for run in runs])
-            except Exception as exc:
-                logger.warning("worker %s: cancel watch failed (%s)", self.id, exc)
-                continue
-            to_cancel = [run for run in runs if run.record.id in wanted]
-            if to_cancel:
-                for run in to_cancel:
-                    logger.info("task %s (%s): cancel requested", run.record.id, run.record.task)
-                self._spawn(self._cancel_runs(to_cancel, "cancel"))
-
-    def _new_progress(self, run: _Run) -> Progress | None:
-        """The run's progress if it changed since the last write, else None."""
-        assert self._manager is not None
-        p = self._manager.progress_of(str(run.record.id))
-        return None if p is None or p == run.progress else p
-
-    async def _write_progress(self, run: _Run) -> None:
-        """Write the run's progress if it changed since the last write."""
-        p = self._new_progress(run)
-        if p is None:
-            return
-        run.progress = p
-        await self.store.set_progress(
-            run.record.id,
-            run.record.lease_token or "",
-            json.dumps({"done": p.done, "total": p.total, "message": p.message}),
-        )
 
 
 def _check_queue_limits(
@@ -750,46 +582,3 @@ def parse_queues(spec: str) -> tuple[list[str], dict[str, int]]:
     if not queues:
         raise ValueError(f"{spec!r} names no queue")
     return queues, limits
-
-
-def _invoke(fn: TaskFunction[Any, Any], kwargs: dict[str, Any]) -> Awaitable[Any]:
-    """The task function's call: a coroutine, or a thread for a plain function."""
-    if fn.is_async:
-        return fn.fn(**kwargs)  # type: ignore[no-any-return]
-    return asyncio.to_thread(fn.fn, **kwargs)
-
-
-@dataclass(frozen=True, slots=True)
-class _Outcome:
-    """How one run ended, ready to be written."""
-
-    status: Status
-    result: str | None = None
-    error: str | None = None
-    traceback: str | None = None
-    retry: bool = False
-
-    @classmethod
-    def failure(
-        cls, exc: BaseException, message: str | None = None, secrets: list[str] | None = None
-    ) -> _Outcome:
-        """A failed attempt that may be retried; ``secrets``' values masked in its texts."""
-        text = message or (f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
-        tb = "".join(traceback.format_exception(exc))
-        if secrets:
-            text, tb = mask(text, secrets), mask(tb, secrets)
-        return cls(Status.FAILED, error=_storable(text), traceback=_storable(tb), retry=True)
-
-    @classmethod
-    def fatal(cls, message: str) -> _Outcome:
-        """A failure no retry can mend (bad row, unknown task, unstorable result)."""
-        return cls(Status.FAILED, error=_storable(message), retry=False)
-
-
-def _storable(text: str) -> str:
-    """Text every store can hold: a NUL written as the four characters ``\\x00``, and lone
-    surrogates escaped (an error message may quote any bytes a task met)."""
-    text = text.replace("\x00", "\\x00")
-    if not text.isascii():
-        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
-    return text
