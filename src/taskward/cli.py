@@ -190,21 +190,13 @@ class _Ctx:
                 )
                 return fallback
             if self.db:
-                app = _with_store(app, self.db)
+                app = app.with_store(self.db)
             return app
         if need_tasks:
             raise click.UsageError(
                 "this command needs the app: give --app module:app or set TASKWARD_APP"
             )
         return App(self.db)
-
-
-def _with_store(app: App, db: str) -> App:
-    twin = App(db, default_task=app.default_task)
-    for fn in app.tasks.values():
-        twin._tasks[fn.name] = fn
-    twin._schedules.update(app.schedules)
-    return twin
 
 
 pass_ctx = click.make_pass_decorator(_Ctx)
