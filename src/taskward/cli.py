@@ -14,9 +14,7 @@ import asyncio
 import importlib
 import json
 import logging
-import os
 import sys
-import traceback
 from collections.abc import Awaitable, Callable
 from typing import Any, NoReturn, TypeVar
 from uuid import UUID
@@ -31,6 +29,7 @@ from taskward.errors import (
     TaskwardError,
     UnknownTaskError,
 )
+from taskward.loading import QUEUES_HELP, load_app, origin, queues_option
 from taskward.models import FINISHED, Status, TaskInfo
 from taskward.scheduler import ScheduleInfo
 from taskward.stores import redact_url
@@ -42,48 +41,6 @@ T = TypeVar("T")
 EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED, EXIT_TIMEOUT = 1, 2, 3, 4
 #: 128 + SIGINT, as shells report a program that Ctrl-C stopped.
 EXIT_INTERRUPTED = 130
-
-
-class AppLoadError(click.ClickException):
-    """The app module raised a taskward error while it was imported (a bad setting in it)."""
-
-    exit_code = EXIT_USAGE
-
-
-def _origin(exc: BaseException) -> str:
-    """``path.py:12: ``, the last line outside taskward on ``exc``'s way (the user's own)."""
-    package = os.path.dirname(os.path.abspath(__file__))
-    where = ""
-    for frame in traceback.extract_tb(exc.__traceback__):
-        name = frame.filename
-        if not name.startswith("<") and not os.path.abspath(name).startswith(package):
-            shown = os.path.relpath(name)
-            where = f"{name if shown.startswith('..') else shown}:{frame.lineno}: "
-    return where
-
-
-def load_app(spec: str) -> App:
-    """Import ``module:attribute`` (the attribute defaults to ``app``) and return the App."""
-    module_name, _, attr = spec.partition(":")
-    if not module_name:
-        raise click.UsageError(f"--app must look like 'module:app', not {spec!r}")
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())  # like uvicorn: apps in the current folder import
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise click.UsageError(f"cannot import {module_name!r}: {exc}") from exc
-    except TaskwardError as exc:
-        # A bad @app.task(...) option and the like: the message says what to change and
-        # the origin where; a traceback through taskward's internals would only bury it.
-        raise AppLoadError(f"cannot load the app {spec!r}: {_origin(exc)}{exc}") from None
-    attr = attr or "app"
-    if not hasattr(module, attr):
-        raise click.UsageError(f"module {module_name!r} has no attribute {attr!r} (from {spec!r})")
-    app = getattr(module, attr)
-    if not isinstance(app, App):
-        raise click.UsageError(f"{spec!r} is not a taskward App (found {type(app).__name__})")
-    return app
 
 
 def _fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
@@ -179,7 +136,7 @@ class _Ctx:
                 why = (
                     exc.format_message()
                     if isinstance(exc, click.ClickException)
-                    else f"cannot load the app {self.app_spec!r}: {_origin(exc)}"
+                    else f"cannot load the app {self.app_spec!r}: {origin(exc)}"
                     f"{type(exc).__name__}: {exc}"
                 )
                 fallback = App(self.db)
@@ -295,26 +252,6 @@ def main(ctx: click.Context, db: str | None, app_spec: str | None, verbose: int)
     level = max(logging.DEBUG, base - 10 * verbose)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     ctx.obj = _Ctx(db, app_spec)
-
-
-def queues_option(
-    _ctx: click.Context, _param: click.Parameter, value: str | None
-) -> tuple[list[str] | None, dict[str, int]]:
-    """``--queues emails:5,reports:1,default``: the queues served, and their own limits."""
-    if not value:
-        return None, {}
-    from taskward.worker import parse_queues
-
-    try:
-        return parse_queues(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
-
-
-QUEUES_HELP = (
-    "Comma-separated queues to serve (default: all); NAME:N also runs at most N tasks of that"
-    " queue at once, within --concurrency."
-)
 
 
 @main.command()

@@ -28,8 +28,8 @@ import uvicorn
 from taskward.api.auth import TOKEN_ENV, token_from_env
 from taskward.api.service import TaskwardAPI
 from taskward.app import App
-from taskward.cli import QUEUES_HELP, queues_option
 from taskward.errors import TaskwardError
+from taskward.loading import QUEUES_HELP, load_app, queues_option
 from taskward.signals import on_stop_signals
 from taskward.stores import redact_url
 from taskward.worker import Worker
@@ -85,8 +85,6 @@ def _listen(host: str, port: int) -> socket.socket:
 
 def _load(app_spec: str | None, db: str | None) -> App:
     if app_spec:
-        from taskward.cli import load_app  # here, not at the top: cli imports this module
-
         app = load_app(app_spec)
         return app.with_store(db) if db else app
     from taskward import demo
