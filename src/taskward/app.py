@@ -17,7 +17,10 @@ Decisions a user may notice:
   own event loop, so Flask, Django and scripts can submit and query. With a database URL it
   uses its own store instance (the database is shared anyway); with ``memory://`` or a
   `Store` instance it shares the app's store, on the app's home loop. It refuses to run inside
-  a running event loop, where blocking would freeze that loop.
+  a running event loop, where blocking would freeze that loop. Its engine is public: a
+  `Portal` (``app.portal()``) runs any coroutine of the app that way.
+- **Another store.** ``app.with_store(url)`` is a new App with the same task functions,
+  schedules and default task on another store (what ``taskward --db URL`` works with).
 - **Text.** Names, queues, task names and schedule names, given to submit, look up or
   filter, are refused with `InvalidArgumentsError` when they hold a NUL character or a lone
   surrogate (see `taskward.tasks.check_text`): checked here, once, so that every store
@@ -27,6 +30,7 @@ Decisions a user may notice:
 from __future__ import annotations
 
 import asyncio
+import atexit
 import builtins
 import contextlib
 import functools
@@ -69,7 +73,7 @@ from taskward.tasks import SubmitOptions, TaskFunction, check_text
 if TYPE_CHECKING:
     from taskward.sync import SyncApp
 
-__all__ = ["DEFAULT_STORE_URL", "App"]
+__all__ = ["DEFAULT_STORE_URL", "App", "Portal"]
 
 DEFAULT_STORE_URL = "sqlite:///taskward.db"
 MAX_PAGE = 1000
@@ -315,8 +319,10 @@ class App:
         """The registered task functions by name (read-only)."""
         return MappingProxyType(self._tasks)
 
-    def get_task(self, name: str | None = None) -> TaskFunction[Any, Any]:
-        """The task function with this name (None: the default task)."""
+    def get_task(self, name: TaskFunction[Any, Any] | str | None = None) -> TaskFunction[Any, Any]:
+        """The task function with this name (None: the default task; a task function: itself)."""
+        if isinstance(name, TaskFunction):
+            return name
         if name is None:
             if self.default_task is None:
                 raise UnknownTaskError("no task given, and the app has no default task")
@@ -335,9 +341,6 @@ class App:
         """
         task_fn = None if task is None else self._tasks.get(task)
         return None if task_fn is None else task_fn.secrets
-
-    def _resolve(self, task: TaskFunction[Any, Any] | str | None) -> TaskFunction[Any, Any]:
-        return task if isinstance(task, TaskFunction) else self.get_task(task)
 
     def task_types(self) -> builtins.list[dict[str, Any]]:
         """Each task function with its options and its arguments' JSON Schema, by name."""
@@ -490,6 +493,18 @@ class App:
 
     # -- lifecycle ----------------------------------------------------------------------
 
+    def with_store(self, store: str | Store) -> App:
+        """A new App on another store (a URL or a `Store`), with this app's task functions,
+        schedules and default task: one app's tasks, read or run elsewhere.
+
+        The task functions are the same objects, so their own ``submit`` still goes to the
+        app that declared them. Later registrations on either app stay its own.
+        """
+        twin = App(store, default_task=self.default_task)
+        twin._tasks.update(self._tasks)
+        twin._schedules.update(self._schedules)
+        return twin
+
     def _new_store(self) -> Store:
         return open_store(self.url)
 
@@ -613,13 +628,10 @@ class App:
                 self._sync = SyncApp(self)
             return self._sync
 
-    def _for_sync(self) -> App:
-        """The App the sync facade drives: a twin with its own store, or this one."""
-        if self._owns_store and not self._is_memory:
-            twin = App(self.url, default_task=self.default_task)
-            twin._tasks = self._tasks
-            return twin
-        return self
+    def portal(self) -> Portal:
+        """A new `Portal`: a blocking way into this app's coroutines for threads without an
+        event loop (what `sync` is built on)."""
+        return Portal(self)
 
     def _unbind(self, loop: asyncio.AbstractEventLoop) -> None:
         """Forget ``loop`` as home (it is shutting down); the next call binds anew."""
@@ -648,7 +660,7 @@ class App:
         **kwargs: Any,
     ) -> TaskInfo:
         """Submit one task of a task function (or its name); see `TaskFunction.submit`."""
-        new = self._resolve(task).prepare(
+        new = self.get_task(task).prepare(
             *args,
             name=name,
             priority=priority,
@@ -807,3 +819,105 @@ class App:
 
 def _is_bad_timeout(timeout: object) -> bool:
     return isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout >= 0
+
+
+class Portal:
+    """A blocking way into an App's coroutines, for threads without a running event loop.
+
+    Made by `App.portal`; ``app.sync`` is built on one. The coroutines run on one private
+    daemon thread with its own event loop, started on first use and stopped by `close` (also
+    at interpreter exit). With a database URL the portal drives a twin of the app on a store
+    instance of its own (`App.with_store`, same URL: the database is shared anyway), so that
+    no connection is used from two loops; with ``memory://`` or a `Store` instance it drives
+    the app itself, whose methods then run on the app's home loop when that loop is running
+    in another thread.
+    """
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._target: App | None = None
+        self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        """True once `close` has begun; a closed portal refuses work."""
+        return self._closed
+
+    def _start(self) -> tuple[asyncio.AbstractEventLoop, App]:
+        with self._lock:
+            if self._closed:
+                raise ClosedError("app.sync is closed")
+            if self._loop is None or self._target is None:
+                loop = asyncio.new_event_loop()
+                thread = threading.Thread(
+                    target=loop.run_forever, name="taskward-sync", daemon=True
+                )
+                thread.start()
+                self._loop, self._thread = loop, thread
+                app = self.app
+                shares = not app._owns_store or app._is_memory
+                self._target = app if shares else app.with_store(app.url)
+                atexit.register(self.close)
+            return self._loop, self._target
+
+    def call(self, make: Callable[[App], Coroutine[Any, Any, T]]) -> T:
+        """Run ``make(app)`` to its end, blocking this thread, and return its result.
+
+        ``app`` is the App to drive (this portal's app, or its twin): write
+        ``portal.call(lambda app: app.get(task_id))``. Refused (`RuntimeError`) inside a
+        running event loop, which blocking would freeze.
+        """
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            raise RuntimeError(
+                "app.sync blocks, so it cannot be used inside a running event loop: "
+                "await the App's coroutine methods instead"
+            )
+        loop, target = self._start()
+        future = asyncio.run_coroutine_threadsafe(make(target), loop)
+        try:
+            return future.result()
+        except BaseException:
+            # KeyboardInterrupt while blocked: do not leave the coroutine running behind.
+            future.cancel()
+            raise
+
+    def close(self) -> None:
+        """Close the twin's store (if there is one) and stop the thread. Final."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            loop, thread, target = self._loop, self._thread, self._target
+        atexit.unregister(self.close)
+        if loop is None or thread is None:
+            return
+        if thread is threading.current_thread():
+            raise RuntimeError("app.sync cannot be closed from its own thread")
+        app = self.app
+
+        async def shutdown() -> None:
+            if target is not None and target is not app:
+                await target.close()
+            else:
+                app._unbind(loop)
+            others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for other in others:
+                other.cancel()
+            await asyncio.gather(*others, return_exceptions=True)
+            await loop.shutdown_asyncgens()
+            await loop.shutdown_default_executor()
+
+        try:
+            asyncio.run_coroutine_threadsafe(shutdown(), loop).result(timeout=10)
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout=10)
+            if not thread.is_alive():
+                loop.close()

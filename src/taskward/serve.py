@@ -28,8 +28,8 @@ import uvicorn
 from taskward.api.auth import TOKEN_ENV, token_from_env
 from taskward.api.service import TaskwardAPI
 from taskward.app import App
-from taskward.cli import QUEUES_HELP, queues_option
 from taskward.errors import TaskwardError
+from taskward.loading import QUEUES_HELP, load_app, queues_option
 from taskward.signals import on_stop_signals
 from taskward.stores import redact_url
 from taskward.worker import Worker
@@ -83,28 +83,10 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _on_store(app: App, url: str) -> App:
-    """A twin of ``app`` with the same task functions on another store."""
-    twin = App(url, default_task=app.default_task)
-    for fn in app.tasks.values():
-        twin.task(
-            name=fn.name,
-            queue=fn.queue,
-            priority=fn.priority,
-            max_attempts=fn.max_attempts,
-            timeout=fn.timeout,
-            retry=fn.retry,
-        )(fn.fn)
-    twin._schedules.update(app.schedules)
-    return twin
-
-
 def _load(app_spec: str | None, db: str | None) -> App:
     if app_spec:
-        from taskward.cli import load_app  # here, not at the top: cli imports this module
-
         app = load_app(app_spec)
-        return _on_store(app, db) if db else app
+        return app.with_store(db) if db else app
     from taskward import demo
 
     return demo.build(db) if db else demo.app

@@ -554,31 +554,3 @@ def _check_queue_limits(
             raise ValueError(f"the limit of queue {queue!r} must be an integer >= 1, not {limit!r}")
         out[queue] = limit
     return out
-
-
-def parse_queues(spec: str) -> tuple[list[str], dict[str, int]]:
-    """``"emails:5,reports:1,default"`` -> the queues, and the limits of those with one.
-
-    ValueError (saying what is wrong) for an empty name, a name given twice or a limit that
-    is not a positive integer.
-    """
-    queues: list[str] = []
-    limits: dict[str, int] = {}
-    for item in spec.split(","):
-        name, sep, limit = (part.strip() for part in item.partition(":"))
-        if not name and not sep:
-            continue  # "a,,b" or a trailing comma
-        if not name:
-            raise ValueError(f"{item.strip()!r} has no queue name (expected name or name:limit)")
-        if name in queues:
-            raise ValueError(f"queue {name!r} is listed twice")
-        queues.append(name)
-        if sep:
-            if not limit.isdigit() or int(limit) < 1:
-                raise ValueError(
-                    f"the limit of queue {name!r} must be an integer >= 1, not {limit!r}"
-                )
-            limits[name] = int(limit)
-    if not queues:
-        raise ValueError(f"{spec!r} names no queue")
-    return queues, limits

@@ -203,6 +203,19 @@ async def test_list_as_table_and_json_with_status_filter_and_cursor(
     assert last["cursor"] is None
 
 
+async def test_db_works_with_the_apps_task_functions_on_another_store(
+    cli: Cli, store_app: App
+) -> None:
+    other = f"sqlite:///{cli.cwd / 'other.db'}"
+    submitted = cli("--db", other, "submit", "hold", "--args", '{"seconds": 1}')
+    assert submitted.code == 0, submitted.err
+    task_id = submitted.out.strip()
+    shown = cli("--db", other, "status", task_id)
+    assert shown.code == 0, shown.err
+    assert (shown.fields()["task"], shown.fields()["status"]) == ("hold", "Pending")
+    assert await store_app.get(task_id) is None  # not on the app's own store (TASKWARD_DB)
+
+
 # ----------------------------------------------------------------- cancel, retry, prune
 
 

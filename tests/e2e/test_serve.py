@@ -196,6 +196,22 @@ async def test_sigterm_drains_and_releases_and_exits_zero(
         await app.close()
 
 
+async def test_an_app_given_by_module_is_served_and_run(tmp_path: Path) -> None:
+    s = start_serve(tmp_path, "cliapp:app", "--grace", "1")
+    try:
+        async with httpx.AsyncClient(base_url=s.url, timeout=10) as c:
+            body = {"task": "count", "args": {"n": 2, "pause": 0}}
+            posted = await c.post("/api/tasks", json=body)
+            assert posted.status_code == 202, posted.text
+            done = await wait_status(c, posted.json()["task_id"], "Completed")
+        assert done["result"] == {"counted": 2}
+        assert s.stop(signal.SIGINT) == 0
+    finally:
+        if s.proc.poll() is None:
+            s.proc.kill()
+            s.proc.wait(10)
+
+
 def test_token_is_required_when_set(tmp_path: Path) -> None:
     s = start_serve(tmp_path, "--no-worker", token="e2e-token")
     try:

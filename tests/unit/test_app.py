@@ -377,9 +377,11 @@ def test_get_task_names_the_known_ones() -> None:
     app = App(MemoryStore())
     with pytest.raises(UnknownTaskError, match="unknown task 'x'; known: none registered"):
         app.get_task("x")
-    register(app)
+    send, _ = register(app)
     with pytest.raises(UnknownTaskError, match="unknown task 'x'; known: add, send"):
         app.get_task("x")
+    assert app.get_task("send") is send
+    assert app.get_task(send) is send  # a task function stands for itself
 
 
 def test_one_default_task_from_the_decorator() -> None:
@@ -486,6 +488,90 @@ async def test_an_app_outlives_the_event_loop_it_first_ran_in(tmp_path: Path) ->
     await app.close()
 
 
+async def test_with_store_is_the_same_app_on_another_store(tmp_path: Path) -> None:
+    app = App(f"sqlite:///{tmp_path}/home.db", default_task="add")
+    send, add = register(app)
+    app.schedule("often", add, every=60, args={"a": 1})
+    other = app.with_store(f"sqlite:///{tmp_path}/other.db")
+    assert other.url == f"sqlite:///{tmp_path}/other.db"
+    assert dict(other.tasks) == {"send": send, "add": add}  # the same task functions
+    assert dict(other.schedules) == dict(app.schedules)
+    assert other.default_task == "add"
+    info = await other.submit_many([other.prepare(None, {"a": 2})])
+    assert info[0].id is not None
+    assert info[0].task == "add"
+    assert await other.get(info[0].id) is not None
+    assert await app.get(info[0].id) is None  # not on the first app's store
+
+    @other.task(name="late")
+    def late() -> None:
+        pass
+
+    assert "late" not in app.tasks  # later registrations stay each app's own
+    await other.close()
+    await app.close()
+
+
+async def test_with_store_takes_a_store_instance() -> None:
+    app = memory_app()
+    register(app)
+    store = MemoryStore()
+    other = app.with_store(store)
+    info = await other.submit("add", 1)
+    assert info.id is not None
+    assert await store.get(info.id) is not None
+    await other.close()
+    await app.close()
+
+
+def test_a_portal_runs_coroutines_for_plain_code(tmp_path: Path) -> None:
+    app = App(f"sqlite:///{tmp_path}/portal.db")
+    _, add = register(app)
+    portal = app.portal()
+    seen: list[App] = []
+
+    async def submit(target: App) -> UUID | None:
+        seen.append(target)
+        return (await target.submit("add", 1)).id
+
+    task_id = portal.call(submit)
+    assert task_id is not None
+    # A database URL: the portal drives a twin on a store instance of its own.
+    assert seen[0] is not app
+    assert seen[0].tasks["add"] is add
+    assert portal.call(lambda target: target.get(task_id)) is not None
+    portal.close()
+    assert portal.closed
+    with pytest.raises(ClosedError):
+        portal.call(lambda target: target.get(task_id))
+
+    async def read_then_close() -> bool:
+        async with app:  # the app's own store, bound to this loop: it sees the task
+            return await app.get(task_id) is not None
+
+    assert asyncio.run(read_then_close())
+
+
+async def test_a_portal_shares_a_memory_store_and_refuses_a_running_loop() -> None:
+    app = memory_app()
+    register(app)
+    portal = app.portal()
+    with pytest.raises(RuntimeError, match="inside a running event loop"):
+        portal.call(lambda target: target.get(uuid4()))
+    seen: list[App] = []
+
+    async def submit(target: App) -> UUID | None:
+        seen.append(target)
+        return (await target.submit("add", 1)).id
+
+    task_id = await asyncio.to_thread(portal.call, submit)
+    assert seen == [app]
+    assert task_id is not None
+    assert await app.get(task_id) is not None
+    await asyncio.to_thread(portal.close)
+    await app.close()
+
+
 # -- the sync facade ----------------------------------------------------------------------
 
 
@@ -537,8 +623,8 @@ async def test_sync_facade_from_a_thread_while_the_loop_runs(app: App) -> None:
     facade = app.sync
     await app.close()
     assert facade.closed
-    assert facade._thread is not None
-    assert not facade._thread.is_alive()
+    assert facade._portal._thread is not None
+    assert not facade._portal._thread.is_alive()
 
 
 class LoopRecordingStore(MemoryStore):
@@ -593,8 +679,8 @@ def test_sync_facade_can_be_reopened_after_close() -> None:
     assert len(second.list()[0]) == 1
     second.close()
     for facade in (first, second):
-        assert facade._thread is not None
-        assert not facade._thread.is_alive()
+        assert facade._portal._thread is not None
+        assert not facade._portal._thread.is_alive()
 
 
 # -- testing helpers ----------------------------------------------------------------------
