@@ -10,7 +10,6 @@ The durable worker runs its tasks through this class too.
 from __future__ import annotations
 
 import asyncio
-import heapq
 import inspect
 import itertools
 import logging
@@ -19,8 +18,7 @@ import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable, Collection, Coroutine
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from dataclasses import replace
 from types import FunctionType
 from typing import Any
 
@@ -43,7 +41,8 @@ from taskward.models import (
     TaskInfo,
     check_transition,
 )
-from taskward.models import from_timestamp as _dt
+from taskward.periodic import Periodic
+from taskward.records import ASYNC, CORO, SYNC, Record, Retention, WaitQueue, describe_error
 
 __all__ = ["Listener", "Retention", "TaskManager"]
 
@@ -55,139 +54,6 @@ Listener = Callable[[TaskInfo], None]
 # Tasks abandoned after ignoring cancellation are kept referenced here until they end, so the
 # garbage collector never destroys a pending task ("Task was destroyed but it is pending").
 _ABANDONED: set[asyncio.Task[Any]] = set()
-
-
-@dataclass(frozen=True, slots=True)
-class Retention:
-    """How many finished tasks a manager keeps, and for how long (seconds); None: no bound."""
-
-    max_finished: int | None = 10_000
-    max_age: float | None = None
-
-    def __post_init__(self) -> None:
-        if self.max_finished is not None and self.max_finished < 0:
-            raise ValueError("max_finished must be >= 0 or None")
-        if self.max_age is not None and not self.max_age >= 0:
-            raise ValueError("max_age must be >= 0 or None")
-
-
-# How a record's fn is run.
-_CORO, _ASYNC, _SYNC = 0, 1, 2
-
-
-class _Record:
-    """The manager's mutable record of one task; `TaskInfo` is its public snapshot."""
-
-    __slots__ = (
-        "abandoned",
-        "args",
-        "cancel_requested",
-        "created",
-        "error",
-        "exception",
-        "finished",
-        "fn",
-        "kind",
-        "kwargs",
-        "manager",
-        "name",
-        "priority",
-        "progress",
-        "result",
-        "started",
-        "status",
-        "task",
-        "waiter",
-    )
-
-    def __init__(
-        self,
-        manager: TaskManager,
-        name: str,
-        fn: Any,
-        kind: int,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        priority: int,
-    ) -> None:
-        self.manager = manager
-        self.name = name
-        self.fn = fn
-        self.kind = kind
-        self.args: tuple[Any, ...] | None = args
-        self.kwargs: dict[str, Any] | None = kwargs
-        self.priority = priority
-        self.status = Status.PENDING
-        self.created = time.time()
-        self.started: float | None = None
-        self.finished: float | None = None
-        self.error: str | None = None
-        self.result: Any = None
-        self.exception: BaseException | None = None
-        self.progress: Progress | None = None
-        self.task: asyncio.Task[None] | None = None
-        self.waiter: asyncio.Future[None] | None = None
-        self.cancel_requested = False
-        self.abandoned = False
-
-    def report(self, progress: Progress) -> None:
-        """Record progress; safe to call from the task's thread."""
-        self.progress = progress
-        self.manager._changed_threadsafe(self, progress)
-
-    def snapshot(self) -> TaskInfo:
-        return TaskInfo(
-            name=self.name,
-            status=self.status,
-            error=self.error,
-            result=self.result,
-            progress=self.progress,
-            priority=self.priority,
-            created_at=datetime.fromtimestamp(self.created, UTC),
-            started_at=_dt(self.started),
-            finished_at=_dt(self.finished),
-        )
-
-
-class _WaitQueue:
-    """Waiting records, lowest priority number first, then in submission order.
-
-    One FIFO lane per priority plus a heap of the priorities in use: O(1) for the usual handful
-    of priorities, where one heap of all records would cost O(log n) per task.
-    """
-
-    __slots__ = ("_lanes", "_order")
-
-    def __init__(self) -> None:
-        self._lanes: dict[int, deque[_Record]] = {}
-        self._order: list[int] = []
-
-    def push(self, rec: _Record) -> None:
-        lane = self._lanes.get(rec.priority)
-        if lane is None:
-            lane = self._lanes[rec.priority] = deque()
-            heapq.heappush(self._order, rec.priority)
-        lane.append(rec)
-
-    def pop(self) -> _Record | None:
-        if not self._order:
-            return None
-        priority = self._order[0]
-        lane = self._lanes[priority]
-        rec = lane.popleft()
-        if not lane:
-            heapq.heappop(self._order)
-            del self._lanes[priority]
-        return rec
-
-    def drain(self) -> list[_Record]:
-        recs = [rec for priority in sorted(self._order) for rec in self._lanes[priority]]
-        self._lanes.clear()
-        self._order.clear()
-        return recs
-
-    def __bool__(self) -> bool:
-        return bool(self._order)
 
 
 class TaskManager:
@@ -211,10 +77,10 @@ class TaskManager:
         self.max_pending = max_pending
         self.grace = grace
         self.retain = retain
-        self._records: dict[str, _Record] = {}
+        self._records: dict[str, Record] = {}
         # Finished records in finishing order, kept only when a retention bound needs it.
-        self._finished: OrderedDict[str, _Record] | None = None if retain is None else OrderedDict()
-        self._queue = _WaitQueue()
+        self._finished: OrderedDict[str, Record] | None = None if retain is None else OrderedDict()
+        self._queue = WaitQueue()
         self._auto_names = itertools.count(1)
         self._pending = 0
         self._running = 0
@@ -306,17 +172,17 @@ class TaskManager:
             _close_if_coroutine(fn)
             raise ValueError(f"priority must be an int, not {priority!r}")
         if type(fn) is FunctionType:  # the common case, without inspect's slower checks
-            return _ASYNC if fn.__code__.co_flags & inspect.CO_COROUTINE else _SYNC
+            return ASYNC if fn.__code__.co_flags & inspect.CO_COROUTINE else SYNC
         if inspect.iscoroutine(fn):
             if args:
                 fn.close()
                 raise TypeError("arguments cannot be given with a coroutine object")
-            return _CORO
+            return CORO
         if inspect.iscoroutinefunction(fn):
-            return _ASYNC
+            return ASYNC
         if not callable(fn):
             raise TypeError(f"a task must be a coroutine or a callable, not {fn!r}")
-        return _SYNC
+        return SYNC
 
     def _add(
         self,
@@ -333,7 +199,7 @@ class TaskManager:
                 name = f"task-{next(self._auto_names)}"
         elif self._finished is not None:
             self._finished.pop(name, None)
-        rec = _Record(self, name, fn, kind, args, kwargs, priority)
+        rec = Record(self, name, fn, kind, args, kwargs, priority)
         self._records[name] = rec
         loop = self._get_loop()
         if self._listeners:
@@ -370,7 +236,7 @@ class TaskManager:
         if inspect.iscoroutine(given):
             given.close()
             raise TypeError("every() needs a function to call each time, not a coroutine object")
-        periodic = _Periodic(interval, fn, args, kwargs, run_now)
+        periodic = Periodic(interval, fn, args, kwargs, run_now)
         return self._add(name, periodic.run, (), {}, 0)
 
     # ----------------------------------------------------------------- running
@@ -381,7 +247,7 @@ class TaskManager:
             self._loop_thread = threading.get_ident()
         return self._loop
 
-    def _start(self, rec: _Record) -> None:
+    def _start(self, rec: Record) -> None:
         if Status.RUNNING not in TRANSITIONS[rec.status]:
             check_transition(rec.status, Status.RUNNING)
         rec.status = Status.RUNNING
@@ -399,7 +265,7 @@ class TaskManager:
         task = asyncio.current_task()
         assert task is not None
         queue = self._queue
-        rec: _Record | None = None
+        rec: Record | None = None
         try:
             while (rec := queue.pop()) is not None:
                 if rec.status is not Status.PENDING:  # cancelled while waiting
@@ -423,13 +289,13 @@ class TaskManager:
             if rec is None or not rec.abandoned:  # an abandoned one handed its slot on already
                 self._slots -= 1
 
-    async def _execute(self, rec: _Record) -> None:
+    async def _execute(self, rec: Record) -> None:
         _current.set(rec)
         fn, kind = rec.fn, rec.kind
         try:
-            if kind == _ASYNC:
+            if kind == ASYNC:
                 result = await fn(*rec.args, **rec.kwargs)  # type: ignore[misc,arg-type]
-            elif kind == _CORO:
+            elif kind == CORO:
                 result = await fn
             else:
                 result = await asyncio.to_thread(fn, *rec.args, **rec.kwargs)  # type: ignore[misc,arg-type]
@@ -442,7 +308,7 @@ class TaskManager:
                 rec, Status.CANCELLED if rec.cancel_requested else Status.COMPLETED, result
             )
 
-    def _failed(self, rec: _Record, exc: BaseException) -> None:
+    def _failed(self, rec: Record, exc: BaseException) -> None:
         """Record how a run that raised ended; re-raise what must stop the slot."""
         if isinstance(exc, asyncio.CancelledError):
             self._finish(rec, Status.CANCELLED)
@@ -453,15 +319,17 @@ class TaskManager:
                 task.uncancel()  # our cancellation of this one task is consumed
         elif isinstance(exc, Exception):
             if rec.cancel_requested:
-                self._finish(rec, Status.CANCELLED, error=_describe(exc))
+                self._finish(rec, Status.CANCELLED, error=describe_error(exc))
             else:
                 if not rec.abandoned:
-                    logger.error("task %r failed: %s", rec.name, _describe(exc), exc_info=exc)
-                self._finish(rec, Status.FAILED, error=_describe(exc), exception=exc)
+                    logger.error("task %r failed: %s", rec.name, describe_error(exc), exc_info=exc)
+                self._finish(rec, Status.FAILED, error=describe_error(exc), exception=exc)
         else:
             # KeyboardInterrupt, SystemExit: record, then let them stop the program.
-            logger.error("task %r raised %s; passing it on", rec.name, _describe(exc), exc_info=exc)
-            self._finish(rec, Status.FAILED, error=_describe(exc))
+            logger.error(
+                "task %r raised %s; passing it on", rec.name, describe_error(exc), exc_info=exc
+            )
+            self._finish(rec, Status.FAILED, error=describe_error(exc))
             task = asyncio.current_task()
             if task is not None:  # logged just now: asyncio need not report it once more
                 task.add_done_callback(_retrieve)
@@ -469,7 +337,7 @@ class TaskManager:
 
     def _finish(
         self,
-        rec: _Record,
+        rec: Record,
         status: Status,
         result: Any = None,
         error: str | None = None,
@@ -487,7 +355,7 @@ class TaskManager:
         if exception is not None:
             exception.__traceback__ = None  # logged already; frames would pin memory
             rec.exception = exception
-        if rec.kind == _CORO and old is Status.PENDING:
+        if rec.kind == CORO and old is Status.PENDING:
             rec.fn.close()  # never started: close it so no "never awaited" warning appears
         rec.fn = rec.args = rec.kwargs = rec.task = None
         if rec.waiter is not None:
@@ -524,7 +392,7 @@ class TaskManager:
                 if not waiter.done():
                     waiter.set_result(None)
 
-    def _retain(self, rec: _Record) -> None:
+    def _retain(self, rec: Record) -> None:
         finished, retain = self._finished, self.retain
         assert finished is not None
         assert retain is not None
@@ -555,7 +423,7 @@ class TaskManager:
             n += 1
         return n
 
-    def _forget(self, rec: _Record) -> None:
+    def _forget(self, rec: Record) -> None:
         if self._records.get(rec.name) is rec:
             del self._records[rec.name]
 
@@ -618,9 +486,9 @@ class TaskManager:
             await self._cancel_running([rec], grace)
         return rec.snapshot()
 
-    async def _cancel_running(self, recs: list[_Record], grace: float) -> None:
+    async def _cancel_running(self, recs: list[Record], grace: float) -> None:
         loop = self._get_loop()
-        waiters: dict[asyncio.Future[None], _Record] = {}
+        waiters: dict[asyncio.Future[None], Record] = {}
         for rec in recs:
             task = rec.task
             if rec.status is not Status.RUNNING or task is None:
@@ -631,7 +499,7 @@ class TaskManager:
                 if _not_started(task):
                     # Submitted (so Running, when unbounded) but never stepped: no handler of
                     # its can run, so finish it now rather than wait out the grace for it.
-                    if rec.kind == _CORO:
+                    if rec.kind == CORO:
                         rec.fn.close()
                     self._finish(rec, Status.CANCELLED)
                     continue
@@ -693,7 +561,7 @@ class TaskManager:
         except TimeoutError:
             raise TaskTimeoutError(f"tasks still active after {timeout}s") from None
 
-    def _get(self, name: str) -> _Record:
+    def _get(self, name: str) -> Record:
         rec = self._records.get(name)
         if rec is None:
             raise UnknownTaskError(f"no task named {name!r}")
@@ -733,7 +601,7 @@ class TaskManager:
         finally:
             remove()
 
-    def _emit(self, rec: _Record, progress: Progress | None = None) -> None:
+    def _emit(self, rec: Record, progress: Progress | None = None) -> None:
         info = rec.snapshot()
         if progress is not None and info.progress is not progress:
             info = replace(info, progress=progress)
@@ -743,7 +611,7 @@ class TaskManager:
             except Exception:
                 logger.exception("a task listener failed on %r", rec.name)
 
-    def _changed_threadsafe(self, rec: _Record, progress: Progress) -> None:
+    def _changed_threadsafe(self, rec: Record, progress: Progress) -> None:
         if not self._listeners or self._loop is None:
             return
         if threading.get_ident() == self._loop_thread:
@@ -795,54 +663,6 @@ class TaskManager:
         await self.shutdown()
 
 
-class _Periodic:
-    """The body of an `every` task: call, sleep to the next tick, repeat."""
-
-    def __init__(
-        self,
-        interval: float,
-        fn: Callable[..., Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        run_now: bool,
-    ) -> None:
-        self.interval = interval
-        self.fn = fn
-        self.args = args
-        self.kwargs = kwargs
-        self.run_now = run_now
-
-    async def run(self) -> None:
-        loop = asyncio.get_running_loop()
-        rec = _current.get()
-        assert isinstance(rec, _Record)
-        runs = failures = 0
-        next_at = loop.time() + (0 if self.run_now else self.interval)
-        while True:
-            delay = next_at - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            try:
-                if inspect.iscoroutinefunction(self.fn):
-                    outcome = await self.fn(*self.args, **self.kwargs)
-                else:
-                    outcome = await asyncio.to_thread(self.fn, *self.args, **self.kwargs)
-                if inspect.isawaitable(outcome):
-                    outcome = await outcome
-            except Exception as exc:
-                failures += 1
-                rec.error = _describe(exc)
-                logger.error("periodic task %r failed: %s", rec.name, rec.error, exc_info=exc)
-            else:
-                rec.result = outcome
-            runs += 1
-            rec.report(Progress(runs, None, f"{runs} runs, {failures} failed"))
-            now = loop.time()
-            next_at += self.interval
-            if next_at < now:  # overran: skip the missed ticks rather than bunch them up
-                next_at += math.ceil((now - next_at) / self.interval) * self.interval
-
-
 def _not_started(task: asyncio.Task[Any]) -> bool:
     coro = task.get_coro()
     return inspect.iscoroutine(coro) and inspect.getcoroutinestate(coro) == inspect.CORO_CREATED
@@ -856,8 +676,3 @@ def _retrieve(task: asyncio.Task[Any]) -> None:
 def _close_if_coroutine(fn: object) -> None:
     if inspect.iscoroutine(fn):
         fn.close()
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
