@@ -190,10 +190,10 @@ class Runner:
                         conn = await self.connect(timed=False)
                         self._held, self._held_stmts = conn, {}
                     self._held_since = time.monotonic()
+                    if not statement.prepared or method == "execute":
+                        return await getattr(conn, method)(sql, *args)
                     stmt = self._held_stmts.get(sql)
                     if stmt is None:
-                        if method == "execute" or not statement.prepared:
-                            return await getattr(conn, method)(sql, *args)
                         stmt = self._held_stmts[sql] = await conn.prepare(sql)
                     return await getattr(stmt, method)(*args)
                 except BaseException as e:
