@@ -245,7 +245,7 @@ class PostgresStore(ScheduleOps):
         refund_attempt: bool = False,
     ) -> bool:
         """Running -> Pending after ``delay``; keeps the previous error when none is given."""
-        status = await self._runner.execute(
+        done = await self._runner.execute(
             _Q["requeue"],
             self._fake(),
             float(delay),
@@ -255,12 +255,12 @@ class PostgresStore(ScheduleOps):
             task_id,
             token,
         )
-        return affected(status) == 1
+        return affected(done) == 1
 
     async def set_progress(self, task_id: UUID, token: str, progress: str) -> bool:
         """Record a running task's progress while ``token`` holds the lease."""
-        status = await self._runner.execute(_Q["set_progress"], progress, task_id, token)
-        return affected(status) == 1
+        done = await self._runner.execute(_Q["set_progress"], progress, task_id, token)
+        return affected(done) == 1
 
     async def request_cancel(self, task_id: UUID) -> TaskRecord | None:
         """Cancel a Pending task now, or flag a Running one."""
