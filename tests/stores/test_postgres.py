@@ -29,6 +29,7 @@ from taskward.errors import (
 from taskward.models import Status
 from taskward.stores.base import NewTask, TaskRecord
 from taskward.stores.postgres import SCHEMA_VERSION, PostgresStore
+from taskward.stores.postgres.statements import Statement
 
 pytestmark = pytest.mark.postgres
 
@@ -380,8 +381,10 @@ async def test_statements_share_the_held_connection_and_the_pool(pg_url: str) ->
         assert got == rows * 10
         # A statement cancelled mid-flight closes the held connection in the background
         # (after the server's cancel); the statements after it run at once, on a new one.
-        held = store._held
-        slow = asyncio.create_task(store._execute("SELECT pg_sleep(5)"))
+        held = store._runner._held
+        slow = asyncio.create_task(
+            store._runner.execute(Statement("SELECT pg_sleep(5)", read=True))
+        )
         await asyncio.sleep(0.2)
         slow.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -390,7 +393,7 @@ async def test_statements_share_the_held_connection_and_the_pool(pg_url: str) ->
         assert await asyncio.gather(*(store.get(r.id) for r in rows)) == rows
         assert time.monotonic() - started < 2
         assert held is not None
-        assert store._held is not held
+        assert store._runner._held is not held
 
         async def closed() -> bool:
             return held.is_closed()
@@ -404,7 +407,7 @@ async def test_a_held_statement_that_outlasts_the_command_timeout_fails(pg_url: 
         [row] = await store.insert([new()])
         started = time.monotonic()
         with pytest.raises(StoreError, match=r"command_timeout=0\.4") as info:
-            await store._execute("SELECT pg_sleep(30)")
+            await store._runner.execute(Statement("SELECT pg_sleep(30)", read=True))
         assert 0.4 <= time.monotonic() - started < 3
         assert isinstance(info.value.__cause__, TimeoutError)
         assert await store.get(row.id) == row  # the next statement connects anew
@@ -416,7 +419,7 @@ async def test_prepared_statements_survive_a_schema_change(pg_url: str) -> None:
     async with opened(pg_url) as store, connection(pg_url) as admin:
         [row] = await store.insert([new()])
         assert await store.get(row.id) == row
-        assert store._held_stmts
+        assert store._runner._held_stmts
         await admin.execute("ALTER TABLE taskward_tasks ADD COLUMN extra integer")
         try:
             assert await store.get(row.id) == row
@@ -521,8 +524,9 @@ async def test_text_postgres_cannot_hold_is_invalid_arguments_not_an_outage(
 
 async def test_other_data_errors_are_invalid_arguments_too(pg_url: str) -> None:
     async with opened(pg_url) as store:
+        bad_int = Statement("SELECT $1::int", read=True)
         with pytest.raises(InvalidArgumentsError, match="PostgreSQL refused a value as invalid"):
-            await store._fetchval("SELECT $1::int", "not a number")  # SQLSTATE 22P02
+            await store._runner.fetchval(bad_int, "not a number")  # SQLSTATE 22P02
         with pytest.raises(StoreError):  # a real server error stays a store error
-            await store._fetchval("SELECT * FROM no_such_table")
-        assert await store._fetchval("SELECT 1") == 1
+            await store._runner.fetchval(Statement("SELECT * FROM no_such_table", read=True))
+        assert await store._runner.fetchval(Statement("SELECT 1", read=True)) == 1

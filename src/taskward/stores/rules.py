@@ -142,3 +142,13 @@ def may_lead(current: tuple[str, float] | None, holder: str, now: float) -> bool
 def holds(current: tuple[str, float] | None, holder: str, now: float) -> bool:
     """Whether ``holder`` holds a role held as ``current`` (holder, expires_at) at ``now``."""
     return current is not None and current[0] == holder and current[1] > now
+
+
+#: The statuses a user may retry a task from: the finished ones that `TRANSITIONS` lets go
+#: back to Pending.
+RETRYABLE: frozenset[Status] = frozenset({Status.FAILED, Status.CANCELLED})
+
+
+def retry_refused_error(status: Status) -> InvalidTransitionError:
+    """The error for a retry of a task whose status is not `RETRYABLE`."""
+    return InvalidTransitionError(f"only a Failed or Cancelled task can be retried, not {status}")

@@ -1,5 +1,8 @@
 -- The PostgreSQL store's statements, one per "-- name:" header, loaded by
--- taskward.stores.postgres. The schema itself is in the numbered migrations beside this file.
+-- taskward.stores.postgres.statements. The schema itself is in the numbered migrations
+-- beside this file. Lines right under a header declare what the connection runner may do:
+--   "-- retry: read"  only reads (no write, no row lock): sent again after a lost connection
+--   "-- prepared"     returns rows, fixed text: prepared once per held connection
 -- Values are always bound parameters. In statements that need the time, $1 is the fake
 -- clock of the contract tests, NULL in production: taskward_now($1) is then now().
 -- Rows are read by column name, so "RETURNING *" does not depend on the column order.
@@ -12,9 +15,11 @@ CREATE TABLE IF NOT EXISTS taskward_schema_version (
 );
 
 -- name: has_version_table
+-- retry: read
 SELECT to_regclass('taskward_schema_version') IS NOT NULL;
 
 -- name: schema_version
+-- retry: read
 SELECT coalesce(max(version), 0) FROM taskward_schema_version;
 
 -- name: record_version
@@ -24,9 +29,12 @@ INSERT INTO taskward_schema_version (version) VALUES ($1);
 SELECT pg_advisory_xact_lock($1);
 
 -- name: now
+-- retry: read
+-- prepared
 SELECT taskward_now($1);
 
 -- name: insert
+-- prepared
 -- ORDER BY n hands out seqs in the order given.
 INSERT INTO taskward_tasks (id, task, args, name, priority, queue, status, max_attempts,
                             timeout, run_at, created_at)
@@ -40,6 +48,7 @@ ORDER BY t.n
 RETURNING id, seq, run_at, created_at;
 
 -- name: insert_one
+-- prepared
 -- One task: plain VALUES (cheaper to bind and run than the arrays above).
 INSERT INTO taskward_tasks (id, task, args, name, priority, queue, status, max_attempts,
                             timeout, run_at, created_at)
@@ -55,6 +64,7 @@ SELECT taskward_now($1) AS now,
            AS seqs;
 
 -- name: claim_all
+-- prepared
 -- Claims take rows with FOR UPDATE SKIP LOCKED: concurrent claimers pass over each other's
 -- rows instead of queueing behind them. The CTE runs once, so LIMIT bounds the claim.
 WITH picked AS (
@@ -72,6 +82,7 @@ FROM picked WHERE t.seq = picked.seq
 RETURNING t.*;
 
 -- name: claim_queue
+-- prepared
 WITH picked AS (
     SELECT seq FROM taskward_tasks
     WHERE status = 'Pending' AND queue = $5 AND run_at <= taskward_now($1)
@@ -87,6 +98,7 @@ FROM picked WHERE t.seq = picked.seq
 RETURNING t.*;
 
 -- name: claim_queues
+-- prepared
 -- Several queues: the best of each queue's own index range, merged. (One range scan with
 -- "queue = ANY(...)" would have to sort every Pending task of those queues.)
 WITH picked AS (
@@ -109,6 +121,7 @@ FROM picked WHERE t.seq = picked.seq
 RETURNING t.*;
 
 -- name: heartbeat
+-- prepared
 UPDATE taskward_tasks AS t SET lease_expires_at = taskward_now($1) + $2
 FROM unnest($3::uuid[], $4::text[]) AS l(id, token)
 WHERE t.id = l.id AND t.status = 'Running' AND t.lease_token = l.token
@@ -121,6 +134,7 @@ SET status = $2, result = $3, error = $4, traceback = $5, finished_at = taskward
 WHERE id = $6 AND status = 'Running' AND lease_token = $7;
 
 -- name: finish_many
+-- prepared
 -- Many finishes in one statement: $2.. are parallel arrays, one element per outcome.
 UPDATE taskward_tasks AS t
 SET status = v.status, result = v.result, error = v.error, traceback = v.traceback,
@@ -145,6 +159,7 @@ UPDATE taskward_tasks SET progress = $1
 WHERE id = $2 AND status = 'Running' AND lease_token = $3;
 
 -- name: request_cancel
+-- prepared
 -- SET expressions see the old row, so one statement handles both active statuses.
 UPDATE taskward_tasks
 SET status = CASE status WHEN 'Pending' THEN 'Cancelled' ELSE status END,
@@ -154,15 +169,18 @@ WHERE id = $2 AND (status = 'Pending' OR (status = 'Running' AND NOT cancel_requ
 RETURNING *;
 
 -- name: cancel_requested
+-- retry: read
+-- prepared
 SELECT id FROM taskward_tasks
 WHERE id = ANY($1::uuid[]) AND status = 'Running' AND cancel_requested;
 
 -- name: retry
+-- prepared
 UPDATE taskward_tasks
 SET status = 'Pending', attempts = 0, run_at = taskward_now($1), started_at = NULL,
     finished_at = NULL, lease_token = NULL, lease_expires_at = NULL, worker_id = NULL,
     cancel_requested = false, result = NULL, error = NULL, traceback = NULL, progress = NULL
-WHERE id = $2 AND status IN ('Failed', 'Cancelled')
+WHERE id = $2 AND status = ANY($3::text[])
 RETURNING *;
 
 -- name: expired
@@ -208,17 +226,24 @@ DELETE FROM taskward_tasks WHERE id IN (
 );
 
 -- name: get
+-- retry: read
+-- prepared
 SELECT * FROM taskward_tasks WHERE id = $1;
 
 -- name: get_by_name
+-- retry: read
+-- prepared
 SELECT * FROM taskward_tasks WHERE name = $1
 ORDER BY status IN ('Pending', 'Running') DESC, seq DESC LIMIT 1;
 
 -- name: list
--- "{where}" is filled with fixed conditions joined by AND; their values are bound.
+-- "{where}" is filled with fixed conditions joined by AND; their values are bound. A
+-- template: statements.list_statement builds the statement and declares it there.
 SELECT * FROM taskward_tasks WHERE {where} ORDER BY seq DESC LIMIT {limit};
 
 -- name: counts
+-- retry: read
+-- prepared
 SELECT queue, status, count(*) AS n FROM taskward_tasks GROUP BY queue, status;
 
 -- name: worker_beat
@@ -231,6 +256,7 @@ SET info = excluded.info, last_seen = excluded.last_seen, expires_at = excluded.
 DELETE FROM taskward_workers WHERE id = $1;
 
 -- name: workers
+-- prepared
 -- Forgets the workers whose beat expired, then lists the others.
 WITH gone AS (DELETE FROM taskward_workers WHERE expires_at <= taskward_now($1))
 SELECT id, info, started_at, last_seen, expires_at FROM taskward_workers
@@ -238,6 +264,7 @@ WHERE expires_at > taskward_now($1)
 ORDER BY started_at, id;
 
 -- name: lead
+-- prepared
 -- Take the maintenance role for $2 until now + $3 seconds, or renew it: only when it is free,
 -- expired, or already $2's. A row comes back when $2 leads.
 INSERT INTO taskward_leaders AS l (role, holder, expires_at)
