@@ -38,6 +38,14 @@ def _where(conn: sqlite3.Connection, x: int) -> int:
     return threading.get_ident()
 
 
+def _thread_of(conn: sqlite3.Connection) -> int:
+    return threading.get_ident()
+
+
+def _has(conn: sqlite3.Connection, x: int) -> bool:
+    return conn.execute("SELECT 1 FROM t WHERE x = ?", (x,)).fetchone() is not None
+
+
 def _values(conn: sqlite3.Connection) -> list[int]:
     return [x for (x,) in conn.execute("SELECT x FROM t ORDER BY x")]
 
@@ -86,21 +94,29 @@ async def gate(runner: Runner) -> AsyncIterator[tuple[_Gate, asyncio.Future[Any]
         g.release()
 
 
-async def test_a_free_lock_runs_on_the_loop_and_a_taken_one_does_not(
-    runner: Runner, db: Path
-) -> None:
+async def test_calls_that_find_the_lock_free_run_on_the_loop(runner: Runner) -> None:
+    before = runner.commits
     assert await runner.write(_where, 1) == threading.get_ident()
-    conn = runner.loop_connection()
-    assert conn is not None
-    other = sqlite3.connect(db, isolation_level=None)
-    try:
-        other.execute("BEGIN IMMEDIATE")
-        assert runner.run_on_loop(conn, _where, (2,), write=True) == (False, None)
-        assert not conn.in_transaction  # given back at once, nothing half-done
-        other.execute("COMMIT")
-    finally:
-        other.close()
+    assert await runner.read(_thread_of) == threading.get_ident()
+    assert runner.commits == before + 1
     assert await runner.read(_values) == [1]
+
+
+async def test_a_precheck_that_finds_nothing_skips_the_write(runner: Runner) -> None:
+    before = runner.commits
+    assert await runner.write_unless((_has, (7,)), _insert, (8,)) == []
+    assert await runner.write_unless(None, _insert, (7,)) == 7
+    assert await runner.write_unless((_has, (7,)), _insert, (8,)) == 8
+
+    async def elsewhere(check: int, x: int) -> Any:
+        # Another loop in another thread: never the fast path, always the store thread.
+        return await runner.write_unless((_has, (check,)), _where, (x,))
+
+    assert await asyncio.to_thread(asyncio.run, elsewhere(99, 9)) == []
+    assert runner.thread is not None
+    assert await asyncio.to_thread(asyncio.run, elsewhere(7, 9)) == runner.thread.ident
+    assert runner.commits == before + 3  # only the writes whose check found something
+    assert await runner.read(_values) == [7, 8, 9]
 
 
 async def test_writers_queued_behind_the_thread_share_one_commit(

@@ -8,8 +8,10 @@ Claims are served from one heap per queue keyed by (priority, run_at, seq) plus 
 delayed tasks keyed by run_at, so a claim costs O(log n) however many tasks wait. Heap entries
 carry a generation number; an entry whose task has since moved is skipped when it surfaces.
 
-The rules every store shares (cursors, run_at, names in a batch, the rescue) live in
-`taskward.stores.rules`, so every store answers the contract suite the same way.
+What a claim, finish, requeue, cancel, retry, rescue or schedule change does to a row is
+decided by `taskward.stores.rules`, as in the SQL stores: each method here finds the row,
+asks the rule and puts the answer, so every store answers the contract suite the same way.
+What stays here is storage: the heaps and indexes, and which of them holds a row.
 """
 
 from __future__ import annotations

@@ -110,7 +110,7 @@ class Runner:
         lock is free at once, else on the thread (perhaps grouped with other writes)."""
         fast = self._fast
         if fast is not None and threading.get_ident() == self._fast_thread:
-            done, value = self.run_on_loop(fast, fn, args, write=True)
+            done, value = self._run_on_loop(fast, fn, args, write=True)
             if done:
                 return cast(T, value)
         result: T = await self._submit(WRITE, fn, args)
@@ -120,33 +120,36 @@ class Runner:
         """``fn(conn, *args)`` outside a transaction, on the loop's connection when it can."""
         fast = self._fast
         if fast is not None and threading.get_ident() == self._fast_thread:
-            done, value = self.run_on_loop(fast, fn, args, write=False)
+            done, value = self._run_on_loop(fast, fn, args, write=False)
             if done:
                 return cast(T, value)
         result: T = await self._submit(READ, fn, args)
         return result
 
-    def write_on_thread(
-        self, fn: Callable[..., Any], args: tuple[Any, ...], precheck: Call | None = None
-    ) -> asyncio.Future[Any]:
-        """``fn(conn, *args)`` in a write transaction on the thread, for calls too long for
-        the loop. With a ``precheck`` ``(check, check_args)``, the thread first runs
-        ``check(conn, *check_args)`` without the lock, and answers ``[]`` without writing
-        when it is falsy."""
-        return self._submit(WRITE, fn, args, precheck)
-
-    def read_on_thread(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> asyncio.Future[Any]:
-        """``fn(conn, *args)`` on the thread's own connection."""
-        return self._submit(READ, fn, args)
-
-    def loop_connection(self) -> sqlite3.Connection | None:
-        """The fast path's connection, when the caller runs on the loop that owns it."""
+    async def write_unless(
+        self, precheck: Call | None, fn: Callable[..., Any], args: tuple[Any, ...]
+    ) -> Any:
+        """As `write`, but with a ``precheck`` ``(check, check_args)`` first run as a read,
+        ``check(conn, *check_args)``: when it is falsy the answer is ``[]``, and the write
+        lock is never asked for. A caller that often finds nothing to do (a claim on an
+        idle queue) then never queues up behind the processes that are busy writing."""
         fast = self._fast
         if fast is not None and threading.get_ident() == self._fast_thread:
-            return fast
-        return None
+            if precheck is not None:
+                found, wanted = self._run_on_loop(fast, *precheck, write=False)
+                if found and not wanted:
+                    return []
+            done, value = self._run_on_loop(fast, fn, args, write=True)
+            if done:
+                return value
+        return await self._submit(WRITE, fn, args, precheck)
 
-    def run_on_loop(
+    def write_on_thread(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> asyncio.Future[Any]:
+        """``fn(conn, *args)`` in a write transaction on the thread, for calls that would
+        hold the loop up (a bulk insert, a prune)."""
+        return self._submit(WRITE, fn, args)
+
+    def _run_on_loop(
         self,
         conn: sqlite3.Connection,
         fn: Callable[..., Any],

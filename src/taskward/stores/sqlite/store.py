@@ -118,24 +118,12 @@ class SQLiteStore:
         """Claim up to ``limit`` due Pending tasks, best first."""
         if limit < 1 or (queues is not None and not queues):
             return []
-        runner = self._runner
         probe, claim = ops.claim_statements(worker_id, queues, limit, lease, self._clock())
-        fast = runner.loop_connection()
-        if fast is not None:
-            if self._idle:
-                found, exists = runner.run_on_loop(fast, ops.exists, probe, write=False)
-                if found and not exists:
-                    return []
-            done, got = runner.run_on_loop(fast, ops.claim, claim, write=True)
-            if done:
-                self._idle = not got
-                return list(got)
         # After an empty claim, look before taking the write lock: workers polling an empty
         # queue then never queue up behind the processes that are busy writing. After a
         # fruitful one, more work is likely and the look would be wasted.
-        claimed: list[TaskRecord] = await runner.write_on_thread(
-            ops.claim, claim, precheck=(ops.exists, probe) if self._idle else None
-        )
+        precheck = (ops.exists, probe) if self._idle else None
+        claimed: list[TaskRecord] = await self._runner.write_unless(precheck, ops.claim, claim)
         self._idle = not claimed
         return claimed
 
