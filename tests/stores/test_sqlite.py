@@ -142,7 +142,7 @@ async def test_a_corrupt_row_is_a_store_error(db: Path) -> None:
 async def test_close_stops_the_thread_and_refuses_calls(db: Path) -> None:
     store = SQLiteStore(db)
     await store.open()
-    thread = store._thread
+    thread = store._runner.thread
     assert thread is not None
     assert thread.is_alive()
     await store.close()
@@ -178,7 +178,7 @@ async def test_writes_that_queue_up_share_a_transaction_but_fail_alone(db: Path)
         [held] = await store.insert([new("taken")])
         raw = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
         raw.execute("BEGIN IMMEDIATE")  # the store's writes queue up behind this lock
-        before = store._commits
+        before = store._runner.commits
         writes = asyncio.gather(
             *(store.insert([new(f"n{i}")]) for i in range(10)),
             store.insert([new("taken")]),
@@ -190,7 +190,7 @@ async def test_writes_that_queue_up_share_a_transaction_but_fail_alone(db: Path)
         raw.execute("COMMIT")
         raw.close()
         results = await asyncio.wait_for(writes, 10)
-        assert store._commits - before < 10  # 20 inserts went in a few transactions
+        assert store._runner.commits - before < 10  # 20 inserts went in a few transactions
         assert isinstance(results[10], DuplicateNameError)
         assert isinstance(results[11], InvalidTransitionError)
         ok = [r for i, r in enumerate(results) if i not in (10, 11)]

@@ -8,8 +8,10 @@ Claims are served from one heap per queue keyed by (priority, run_at, seq) plus 
 delayed tasks keyed by run_at, so a claim costs O(log n) however many tasks wait. Heap entries
 carry a generation number; an entry whose task has since moved is skipped when it surfaces.
 
-The rules every store shares (cursors, run_at, names in a batch, the rescue) live in
-`taskward.stores.rules`, so every store answers the contract suite the same way.
+What a claim, finish, requeue, cancel, retry, rescue or schedule change does to a row is
+decided by `taskward.stores.rules`, as in the SQL stores: each method here finds the row,
+asks the rule and puts the answer, so every store answers the contract suite the same way.
+What stays here is storage: the heaps and indexes, and which of them holds a row.
 """
 
 from __future__ import annotations
@@ -20,10 +22,9 @@ import heapq
 import itertools
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
 from uuid import UUID
 
-from taskward.errors import InvalidTransitionError, StoreError
+from taskward.errors import StoreError
 from taskward.models import ACTIVE, FINISHED, Status
 from taskward.stores.base import (
     ChangeSignal,
@@ -36,23 +37,37 @@ from taskward.stores.base import (
     WorkerRecord,
 )
 from taskward.stores.rules import (
+    awaits_cancel,
+    cancel_changes,
     check_batch_names,
-    check_finish_status,
     check_limit,
+    claimable,
+    claimed_changes,
     decode_cursor,
     duplicate_name_error,
     duplicate_schedule_error,
     encode_cursor,
+    finished_changes,
+    fired_changes,
     holds,
+    holds_lease,
+    lease_expired,
+    may_fire,
     may_lead,
-    new_lease_token,
+    new_schedule,
+    paused_changes,
     pending_record,
+    prune_cutoffs,
+    requeued_changes,
     rescued_changes,
     resolve_run_at,
+    retried_changes,
 )
 
 __all__ = ["MemoryStore"]
 
+# A heap entry: (priority, run_at, seq, generation, id). seq is unique per task and the
+# generation unique per entry, so comparison never reaches the UUID.
 _Ready = tuple[int, float, int, int, UUID]
 _Delayed = tuple[float, int, int, UUID]
 _Finished = tuple[float, int, UUID]
@@ -148,15 +163,7 @@ class MemoryStore:
                 break
             entry = heapq.heappop(best)
             old = self._rows[entry[4]]
-            new = dataclasses.replace(
-                old,
-                status=Status.RUNNING,
-                attempts=old.attempts + 1,
-                started_at=now,
-                worker_id=worker_id,
-                lease_token=new_lease_token(),
-                lease_expires_at=now + lease,
-            )
+            new = dataclasses.replace(old, **claimed_changes(old, worker_id, now, lease))
             self._put(old, new)
             out.append(new)
         return out
@@ -195,21 +202,13 @@ class MemoryStore:
         traceback: str | None = None,
     ) -> bool:
         """Running -> finished ``status`` while ``token`` holds the lease."""
-        check_finish_status(status)
+        changes = finished_changes(
+            status, self._clock(), result=result, error=error, traceback=traceback
+        )
         old = self._held(task_id, token)
         if old is None:
             return False
-        new = dataclasses.replace(
-            old,
-            status=status,
-            result=result,
-            error=error,
-            traceback=traceback,
-            finished_at=self._clock(),
-            lease_token=None,
-            lease_expires_at=None,
-        )
-        self._put(old, new)
+        self._put(old, dataclasses.replace(old, **changes))
         return True
 
     async def requeue(
@@ -226,20 +225,15 @@ class MemoryStore:
         old = self._held(task_id, token)
         if old is None:
             return False
-        changes: dict[str, Any] = {}
-        if error is not None:
-            changes.update(error=error, traceback=traceback)
-        new = dataclasses.replace(
+        changes = requeued_changes(
             old,
-            status=Status.PENDING,
-            run_at=self._clock() + delay,
-            attempts=max(old.attempts - 1, 0) if refund_attempt else old.attempts,
-            lease_token=None,
-            lease_expires_at=None,
-            cancel_requested=False,
-            **changes,
+            self._clock(),
+            delay=delay,
+            error=error,
+            traceback=traceback,
+            refund_attempt=refund_attempt,
         )
-        self._put(old, new)
+        self._put(old, dataclasses.replace(old, **changes))
         return True
 
     async def set_progress(self, task_id: UUID, token: str, progress: str) -> bool:
@@ -255,12 +249,10 @@ class MemoryStore:
         old = self._rows.get(task_id)
         if old is None:
             return None
-        if old.status is Status.PENDING:
-            new = dataclasses.replace(old, status=Status.CANCELLED, finished_at=self._clock())
-        elif old.status is Status.RUNNING and not old.cancel_requested:
-            new = dataclasses.replace(old, cancel_requested=True)
-        else:
+        changes = cancel_changes(old, self._clock())
+        if changes is None:
             return old
+        new = dataclasses.replace(old, **changes)
         self._put(old, new)
         self._notify()
         return new
@@ -270,7 +262,7 @@ class MemoryStore:
         out: set[UUID] = set()
         for task_id in task_ids:
             row = self._rows.get(task_id)
-            if row is not None and row.status is Status.RUNNING and row.cancel_requested:
+            if row is not None and awaits_cancel(row):
                 out.add(task_id)
         return out
 
@@ -279,28 +271,10 @@ class MemoryStore:
         old = self._rows.get(task_id)
         if old is None:
             return None
-        if old.status not in (Status.FAILED, Status.CANCELLED):
-            raise InvalidTransitionError(
-                f"only a Failed or Cancelled task can be retried, not {old.status}"
-            )
+        changes = retried_changes(old, self._clock())
         if old.name is not None and old.name in self._active_names:
             raise duplicate_name_error(old.name)
-        new = dataclasses.replace(
-            old,
-            status=Status.PENDING,
-            attempts=0,
-            run_at=self._clock(),
-            started_at=None,
-            finished_at=None,
-            lease_token=None,
-            lease_expires_at=None,
-            worker_id=None,
-            cancel_requested=False,
-            result=None,
-            error=None,
-            traceback=None,
-            progress=None,
-        )
+        new = dataclasses.replace(old, **changes)
         self._put(old, new)
         self._notify()
         return new
@@ -317,8 +291,7 @@ class MemoryStore:
         )
         out: list[TaskRecord] = []
         for old in expired:
-            assert old.lease_expires_at is not None
-            if old.lease_expires_at >= now:
+            if not lease_expired(old, now):
                 continue
             new = dataclasses.replace(old, **rescued_changes(old, now))
             self._put(old, new)
@@ -328,7 +301,7 @@ class MemoryStore:
     async def prune(self, older_than: Mapping[Status, float], limit: int = 500) -> int:
         """Delete up to ``limit`` finished tasks older than their status's age, oldest first."""
         now = self._clock()
-        cutoffs = {s: now - age for s, age in older_than.items() if s in FINISHED}
+        cutoffs = prune_cutoffs(older_than, now)
         deleted = 0
         while deleted < limit:
             # The oldest prunable task is at the top of one of the per-status heaps.
@@ -416,14 +389,7 @@ class MemoryStore:
             raise duplicate_schedule_error(name)
         now = self._clock()
         if old is None:
-            new = ScheduleRecord(
-                name=name,
-                definition=definition,
-                last_tick=None,
-                last_fired=None,
-                paused=False,
-                updated_at=now,
-            )
+            new = new_schedule(name, definition, now)
         else:
             new = dataclasses.replace(old, definition=definition, updated_at=now)
         self._schedules[name] = new
@@ -446,14 +412,10 @@ class MemoryStore:
         old = self._schedules.get(name)
         if old is None:
             return None
-        if old.paused == paused:
+        changes = paused_changes(old, paused, self._clock())
+        if changes is None:
             return old
-        new = dataclasses.replace(
-            old,
-            paused=paused,
-            last_tick=old.last_tick if paused else None,
-            updated_at=self._clock(),
-        )
+        new = dataclasses.replace(old, **changes)
         self._schedules[name] = new
         return new
 
@@ -468,18 +430,14 @@ class MemoryStore:
     ) -> bool:
         """Compare-and-set the last tick and insert the tick tasks, all or nothing."""
         old = self._schedules.get(name)
-        if old is None or old.paused or old.last_tick != expected_last_tick:
+        if old is None or not may_fire(old, expected_last_tick):
             return False
         if tasks:
             # insert never awaits, so nothing runs between this check and the change below;
             # if it raises, nothing has changed.
             await self.insert(tasks)
-        self._schedules[name] = dataclasses.replace(
-            old,
-            last_tick=new_last_tick,
-            last_fired=old.last_fired if fired is None else fired,
-            updated_at=self._clock(),
-        )
+        changes = fired_changes(old, new_last_tick, fired, self._clock())
+        self._schedules[name] = dataclasses.replace(old, **changes)
         return True
 
     async def count_active(self, name_prefix: str) -> int:
@@ -493,12 +451,15 @@ class MemoryStore:
 
     def _held(self, task_id: UUID, token: str) -> TaskRecord | None:
         row = self._rows.get(task_id)
-        if row is None or row.status is not Status.RUNNING or row.lease_token != token:
+        if row is None or not holds_lease(row, token):
             return None
         return row
 
     def _put(self, old: TaskRecord | None, new: TaskRecord | None) -> None:
-        """Replace ``old`` by ``new`` (either may be None) and keep every index in step."""
+        """Replace ``old`` by ``new`` (either may be None) and keep every index in step.
+
+        Which index holds a row follows from its status, as SQLite's partial indexes do:
+        storage, not a state rule (those come from `taskward.stores.rules`)."""
         if old is not None:
             per = self._counts[old.queue]
             per[old.status] -= 1
@@ -557,8 +518,7 @@ class MemoryStore:
     def _live(self, gen: int, task_id: UUID) -> bool:
         if self._generation.get(task_id) != gen:
             return False
-        row = self._rows[task_id]
-        return row.status is Status.PENDING and not row.cancel_requested
+        return claimable(self._rows[task_id])
 
     def _promote(self, now: float) -> None:
         """Move delayed tasks that are now due onto their queue's ready heap."""

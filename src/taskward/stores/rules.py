@@ -1,6 +1,7 @@
 """The rules every store applies the same way, so that each answers the contract suite alike:
 cursors, due times, new records, names in a batch, finish statuses, page limits, lease
-tokens, and what a rescue of an expired lease does. Pure functions of their arguments, no I/O.
+tokens, and what a claim, finish, requeue, cancel, retry, rescue, prune or schedule change
+does to a row. Pure functions of their arguments, no I/O.
 """
 
 from __future__ import annotations
@@ -8,13 +9,13 @@ from __future__ import annotations
 import base64
 import binascii
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from taskward._fast import record_factory
 from taskward.errors import DuplicateNameError, InvalidTransitionError
 from taskward.models import FINISHED, Status
-from taskward.stores.base import NewTask, TaskRecord
+from taskward.stores.base import NewTask, ScheduleRecord, TaskRecord
 
 _CURSOR_PREFIX = "seq:"
 
@@ -113,10 +114,6 @@ def new_lease_token() -> str:
     return secrets.token_hex(16)
 
 
-# A heap entry: (priority, run_at, seq, generation, id). seq is unique per task and the
-# generation unique per entry, so comparison never reaches the UUID.
-
-
 def rescued_changes(row: TaskRecord, now: float) -> dict[str, Any]:
     """The changes that rescue an expired Running task (shared with the SQL stores)."""
     lease = {"lease_token": None, "lease_expires_at": None}
@@ -144,6 +141,11 @@ def holds(current: tuple[str, float] | None, holder: str, now: float) -> bool:
     return current is not None and current[0] == holder and current[1] > now
 
 
+# What each change does to a task or a schedule: a store reads the row, asks the rule and
+# writes what it says. The SQL stores also say the claim, finish and requeue rules in their
+# statements: those are the workers' hot path, where a read before each write would cost a
+# round trip per task; the contract suite holds every store to the same answers.
+
 #: The statuses a user may retry a task from: the finished ones that `TRANSITIONS` lets go
 #: back to Pending.
 RETRYABLE: frozenset[Status] = frozenset({Status.FAILED, Status.CANCELLED})
@@ -152,3 +154,165 @@ RETRYABLE: frozenset[Status] = frozenset({Status.FAILED, Status.CANCELLED})
 def retry_refused_error(status: Status) -> InvalidTransitionError:
     """The error for a retry of a task whose status is not `RETRYABLE`."""
     return InvalidTransitionError(f"only a Failed or Cancelled task can be retried, not {status}")
+
+
+def holds_lease(row: TaskRecord, token: str) -> bool:
+    """Whether ``token`` is the lease of this Running task: the fence of a worker's writes."""
+    return row.status is Status.RUNNING and row.lease_token == token
+
+
+def claimable(row: TaskRecord) -> bool:
+    """Whether a claim may take this task once it is due: Pending, no cancel asked."""
+    return row.status is Status.PENDING and not row.cancel_requested
+
+
+def lease_expired(row: TaskRecord, now: float) -> bool:
+    """Whether this task is Running on a lease that ended before ``now`` (a rescue's)."""
+    return (
+        row.status is Status.RUNNING
+        and row.lease_expires_at is not None
+        and row.lease_expires_at < now
+    )
+
+
+def awaits_cancel(row: TaskRecord) -> bool:
+    """Whether this task is Running with a cancel request its worker has yet to act on."""
+    return row.status is Status.RUNNING and row.cancel_requested
+
+
+def claimed_changes(row: TaskRecord, worker_id: str, now: float, lease: float) -> dict[str, Any]:
+    """What a claim does: Running, one more attempt, leased to ``worker_id`` for ``lease`` s."""
+    return {
+        "status": Status.RUNNING,
+        "attempts": row.attempts + 1,
+        "started_at": now,
+        "worker_id": worker_id,
+        "lease_token": new_lease_token(),
+        "lease_expires_at": now + lease,
+    }
+
+
+def finished_changes(
+    status: Status, now: float, *, result: str | None, error: str | None, traceback: str | None
+) -> dict[str, Any]:
+    """What a worker's finish does: the finished ``status`` and outcome, the lease let go."""
+    check_finish_status(status)
+    return {
+        "status": status,
+        "result": result,
+        "error": error,
+        "traceback": traceback,
+        "finished_at": now,
+        "lease_token": None,
+        "lease_expires_at": None,
+    }
+
+
+def requeued_changes(
+    row: TaskRecord,
+    now: float,
+    *,
+    delay: float,
+    error: str | None,
+    traceback: str | None,
+    refund_attempt: bool,
+) -> dict[str, Any]:
+    """What a requeue does: Pending again after ``delay``, the lease and any cancel request
+    dropped, the attempt given back when asked; without a new error the previous one (and
+    its traceback) stays, as in a graceful release."""
+    changes: dict[str, Any] = {
+        "status": Status.PENDING,
+        "run_at": now + delay,
+        "attempts": max(row.attempts - 1, 0) if refund_attempt else row.attempts,
+        "lease_token": None,
+        "lease_expires_at": None,
+        "cancel_requested": False,
+    }
+    if error is not None:
+        changes.update(error=error, traceback=traceback)
+    return changes
+
+
+def cancel_changes(row: TaskRecord, now: float) -> dict[str, Any] | None:
+    """What a cancel request does: a Pending task is Cancelled at once, a Running one is
+    flagged for its worker; None when there is nothing to do (finished, or flagged before)."""
+    if row.status is Status.PENDING:
+        return {"status": Status.CANCELLED, "finished_at": now}
+    if row.status is Status.RUNNING and not row.cancel_requested:
+        return {"cancel_requested": True}
+    return None
+
+
+def check_retryable(status: Status) -> None:
+    """Only a Failed or Cancelled task can be retried by a user."""
+    if status not in RETRYABLE:
+        raise retry_refused_error(status)
+
+
+def retried_changes(row: TaskRecord, now: float) -> dict[str, Any]:
+    """What a user's retry does: Pending, due now, no attempts, every outcome cleared;
+    `InvalidTransitionError` unless the task is Failed or Cancelled."""
+    check_retryable(row.status)
+    return {
+        "status": Status.PENDING,
+        "attempts": 0,
+        "run_at": now,
+        "started_at": None,
+        "finished_at": None,
+        "lease_token": None,
+        "lease_expires_at": None,
+        "worker_id": None,
+        "cancel_requested": False,
+        "result": None,
+        "error": None,
+        "traceback": None,
+        "progress": None,
+    }
+
+
+def prune_cutoffs(older_than: Mapping[Status, float], now: float) -> dict[Status, float]:
+    """For each finished status named, the time before which its tasks may be pruned; the
+    statuses not named (and the active ones) are kept whatever their age."""
+    return {s: now - age for s, age in older_than.items() if s in FINISHED}
+
+
+def new_schedule(name: str, definition: str, now: float) -> ScheduleRecord:
+    """A schedule just created: not counting ticks yet, never fired, running."""
+    return ScheduleRecord(
+        name=name,
+        definition=definition,
+        last_tick=None,
+        last_fired=None,
+        paused=False,
+        updated_at=now,
+    )
+
+
+def paused_changes(row: ScheduleRecord, paused: bool, now: float) -> dict[str, Any] | None:
+    """What pausing or resuming does; None when the schedule is so already. Resuming
+    forgets the last tick: the ticks missed meanwhile never fire."""
+    if row.paused == paused:
+        return None
+    return {
+        "paused": paused,
+        "last_tick": row.last_tick if paused else None,
+        "updated_at": now,
+    }
+
+
+def may_fire(row: ScheduleRecord | None, expected_last_tick: float | None) -> bool:
+    """Whether a firing that read ``expected_last_tick`` may go on: the schedule exists,
+    runs, and nobody fired it meanwhile (the compare-and-set that fires each tick once)."""
+    return row is not None and not row.paused and row.last_tick == expected_last_tick
+
+
+def fired_changes(
+    row: ScheduleRecord, new_last_tick: float | None, fired: float | None, now: float
+) -> dict[str, Any]:
+    """What a firing does: the cursor moves to ``new_last_tick``; ``last_fired`` moves
+    only when a tick submitted a task (``fired`` given)."""
+    return {
+        "last_tick": new_last_tick,
+        "last_fired": row.last_fired if fired is None else fired,
+        "updated_at": now,
+    }

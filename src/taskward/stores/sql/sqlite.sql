@@ -1,7 +1,8 @@
--- The SQLite store's statements, one per "-- name:" header, loaded by taskward.stores.sqlite.
--- Values are always bound parameters. A "{}" is filled with "?, ?, ..." by the store, for
--- lists of ids or queues, and a "{where}" with "AND"-joined fixed conditions.
--- Every "SELECT *" and "RETURNING *" reads the columns in the table's order (see _record).
+-- The SQLite store's statements, one per "-- name:" header, loaded by
+-- taskward.stores.sqlite.schema. Values are always bound parameters. A "{}" is filled with
+-- "?, ?, ..." by the store, for lists of ids or queues, and a "{where}" with "AND"-joined
+-- fixed conditions. Rows are read by column name (taskward.stores.sqlite.rows), so a
+-- statement may return its columns in any order.
 
 -- name: schema
 -- Version 1. Statements are separated by ";" and run in one transaction on first open.
@@ -134,7 +135,8 @@ ORDER BY t.priority, t.run_at, t.seq LIMIT ?;
 
 -- name: claim
 -- The placeholder takes one of the pick statements. Each claimed row gets its own random
--- lease token.
+-- lease token. Claim, finish and requeue say what rules.claimed_changes, finished_changes
+-- and requeued_changes say, in one statement each: the workers' hot path reads no row first.
 UPDATE tasks
 SET status = 'Running', attempts = attempts + 1, started_at = ?, worker_id = ?,
     lease_token = lower(hex(randomblob(16))), lease_expires_at = ?
@@ -165,25 +167,19 @@ WHERE id = :id AND status = 'Running' AND lease_token = :token;
 UPDATE tasks SET progress = ?
 WHERE id = ? AND status = 'Running' AND lease_token = ?;
 
--- name: request_cancel
--- SET expressions see the old row, so one statement handles both active statuses.
-UPDATE tasks
-SET status = CASE status WHEN 'Pending' THEN 'Cancelled' ELSE status END,
-    finished_at = CASE status WHEN 'Pending' THEN ? ELSE finished_at END,
-    cancel_requested = CASE status WHEN 'Running' THEN 1 ELSE cancel_requested END
-WHERE id = ? AND (status = 'Pending' OR (status = 'Running' AND cancel_requested = 0))
-RETURNING *;
-
 -- name: cancel_requested
 SELECT id FROM tasks WHERE status = 'Running' AND cancel_requested = 1 AND id IN ({});
 
--- name: retry
+-- name: set_state
+-- Writes the state a rule (taskward.stores.rules) decided for a row read in the same write
+-- transaction: a cancel, a retry, a rescue. The status check only guards against a bug.
 UPDATE tasks
-SET status = 'Pending', attempts = 0, run_at = ?, started_at = NULL, finished_at = NULL,
-    lease_token = NULL, lease_expires_at = NULL, worker_id = NULL, cancel_requested = 0,
-    result = NULL, error = NULL, traceback = NULL, progress = NULL
-WHERE id = ?
-RETURNING *;
+SET status = :status, attempts = :attempts, run_at = :run_at, started_at = :started_at,
+    finished_at = :finished_at, lease_token = :lease_token,
+    lease_expires_at = :lease_expires_at, worker_id = :worker_id,
+    cancel_requested = :cancel_requested, result = :result, error = :error,
+    traceback = :traceback, progress = :progress
+WHERE seq = :seq AND status = :old_status;
 
 -- name: expired
 SELECT * FROM tasks WHERE status = 'Running' AND lease_expires_at < ?;
@@ -197,11 +193,6 @@ ON CONFLICT (role) DO UPDATE SET holder = excluded.holder, expires_at = excluded
 
 -- name: resign
 DELETE FROM leaders WHERE role = 'maintenance' AND holder = ?;
-
--- name: rescue
-UPDATE tasks
-SET status = ?, finished_at = ?, error = ?, lease_token = NULL, lease_expires_at = NULL
-WHERE seq = ? AND status = 'Running';
 
 -- name: prune
 -- A NULL cutoff compares as unknown, so statuses missing from the mapping are kept.
@@ -224,7 +215,7 @@ ORDER BY status IN ('Pending', 'Running') DESC, seq DESC LIMIT 1;
 SELECT * FROM tasks WHERE {where} ORDER BY seq DESC LIMIT ?;
 
 -- name: counts
-SELECT queue, status, count(*) FROM tasks GROUP BY queue, status;
+SELECT queue, status, count(*) AS n FROM tasks GROUP BY queue, status;
 
 -- name: worker_beat
 INSERT INTO workers (id, info, started_at, last_seen, expires_at) VALUES (?1, ?2, ?3, ?3, ?4)
@@ -261,18 +252,13 @@ SELECT name, definition, last_tick, last_fired, paused, updated_at FROM schedule
 -- name: schedule_delete
 DELETE FROM schedules WHERE name = ?;
 
--- name: schedule_pause
--- Resuming a paused schedule forgets its last tick: the ticks missed meanwhile never fire.
+-- name: schedule_set
+-- Writes what a rule decided for a schedule read in the same write transaction: a pause or
+-- resume, a firing (taskward.stores.rules.paused_changes, fired_changes).
 UPDATE schedules
-SET last_tick = CASE WHEN ?1 THEN last_tick ELSE NULL END, paused = ?1, updated_at = ?2
-WHERE name = ?3 AND paused <> ?1
-RETURNING name, definition, last_tick, last_fired, paused, updated_at;
-
--- name: schedule_fire
--- The compare-and-set that makes each tick fire once ("IS" also matches NULL to NULL).
--- A NULL fired tick (nothing submitted) leaves last_fired as it was.
-UPDATE schedules SET last_tick = ?, last_fired = coalesce(?, last_fired), updated_at = ?
-WHERE name = ? AND paused = 0 AND last_tick IS ?;
+SET last_tick = :last_tick, last_fired = :last_fired, paused = :paused,
+    updated_at = :updated_at
+WHERE name = :name;
 
 -- name: count_active
 SELECT count(*) FROM tasks
