@@ -36,6 +36,7 @@ from taskward.stores.base import (
     TaskRecord,
     WorkerRecord,
 )
+from taskward.stores.memory_schedules import MemorySchedules
 from taskward.stores.rules import (
     awaits_cancel,
     cancel_changes,
@@ -45,17 +46,12 @@ from taskward.stores.rules import (
     claimed_changes,
     decode_cursor,
     duplicate_name_error,
-    duplicate_schedule_error,
     encode_cursor,
     finished_changes,
-    fired_changes,
     holds,
     holds_lease,
     lease_expired,
-    may_fire,
     may_lead,
-    new_schedule,
-    paused_changes,
     pending_record,
     prune_cutoffs,
     requeued_changes,
@@ -73,7 +69,7 @@ _Delayed = tuple[float, int, int, UUID]
 _Finished = tuple[float, int, UUID]
 
 
-class MemoryStore:
+class MemoryStore(MemorySchedules):
     """A `Store` in this process's memory: fast, exact, gone when the process ends."""
 
     url: str = "memory://"
@@ -377,68 +373,6 @@ class MemoryStore:
         if self._closed:
             return
         await self._change.wait(timeout)
-
-    # -- schedules ---------------------------------------------------------------------------
-
-    async def put_schedule(
-        self, name: str, definition: str, *, replace: bool = False
-    ) -> ScheduleRecord:
-        """Create a schedule, or (with ``replace``) update its definition."""
-        old = self._schedules.get(name)
-        if old is not None and not replace:
-            raise duplicate_schedule_error(name)
-        now = self._clock()
-        if old is None:
-            new = new_schedule(name, definition, now)
-        else:
-            new = dataclasses.replace(old, definition=definition, updated_at=now)
-        self._schedules[name] = new
-        return new
-
-    async def get_schedule(self, name: str) -> ScheduleRecord | None:
-        """The schedule of this name, or None."""
-        return self._schedules.get(name)
-
-    async def list_schedules(self) -> list[ScheduleRecord]:
-        """Every schedule, by name."""
-        return [self._schedules[n] for n in sorted(self._schedules)]
-
-    async def delete_schedule(self, name: str) -> bool:
-        """Delete a schedule; False when there is none."""
-        return self._schedules.pop(name, None) is not None
-
-    async def set_schedule_paused(self, name: str, paused: bool) -> ScheduleRecord | None:
-        """Pause or resume; resuming a paused schedule forgets its last tick."""
-        old = self._schedules.get(name)
-        if old is None:
-            return None
-        changes = paused_changes(old, paused, self._clock())
-        if changes is None:
-            return old
-        new = dataclasses.replace(old, **changes)
-        self._schedules[name] = new
-        return new
-
-    async def fire_schedule(
-        self,
-        name: str,
-        expected_last_tick: float | None,
-        new_last_tick: float | None,
-        tasks: Sequence[NewTask],
-        *,
-        fired: float | None = None,
-    ) -> bool:
-        """Compare-and-set the last tick and insert the tick tasks, all or nothing."""
-        old = self._schedules.get(name)
-        if old is None or not may_fire(old, expected_last_tick):
-            return False
-        if tasks:
-            # insert never awaits, so nothing runs between this check and the change below;
-            # if it raises, nothing has changed.
-            await self.insert(tasks)
-        changes = fired_changes(old, new_last_tick, fired, self._clock())
-        self._schedules[name] = dataclasses.replace(old, **changes)
-        return True
 
     async def count_active(self, name_prefix: str) -> int:
         """Active tasks whose name starts with ``name_prefix``."""
