@@ -23,7 +23,7 @@ Decisions a user may notice:
   schedules and default task on another store (what ``taskward --db URL`` works with).
 - **Text.** Names, queues, task names and schedule names, given to submit, look up or
   filter, are refused with `InvalidArgumentsError` when they hold a NUL character or a lone
-  surrogate (see `taskward.tasks.check_text`): checked here, once, so that every store
+  surrogate (see `taskward.options.check_text`): checked here, once, so that every store
   answers alike instead of one storing what another cannot.
 """
 
@@ -63,12 +63,13 @@ from taskward.models import (
     from_timestamp,
     read_json,
 )
+from taskward.options import SubmitKeywords, SubmitOptions, check_text, submit_options
 from taskward.redact import Secrets, redact_args
 from taskward.retry import Backoff
 from taskward.scheduler import Schedule, ScheduleInfo, schedule_info
 from taskward.stores import open_store, redact_url
 from taskward.stores.base import Counts, NewTask, Store, TaskRecord, TransactionalStore
-from taskward.tasks import SubmitOptions, TaskFunction, check_text
+from taskward.tasks import TaskFunction
 
 if TYPE_CHECKING:
     from taskward.sync import SyncApp
@@ -362,10 +363,12 @@ class App:
         self,
         task: str | None,
         args: Mapping[str, Any] | None = None,
-        **options: Unpack[SubmitOptions],
+        options: SubmitOptions | None = None,
+        **keywords: Unpack[SubmitKeywords],
     ) -> NewTask:
-        """A validated `NewTask` for the task function named ``task`` (None: the default)."""
-        return self.get_task(task).prepare_args(args, **options)
+        """A validated `NewTask` for the task function named ``task`` (None: the default);
+        options as one `SubmitOptions` or as keywords."""
+        return self.get_task(task).prepare_args(args, options, **keywords)
 
     # -- schedules declared in code ------------------------------------------------------
 
@@ -660,8 +663,7 @@ class App:
         **kwargs: Any,
     ) -> TaskInfo:
         """Submit one task of a task function (or its name); see `TaskFunction.submit`."""
-        new = self.get_task(task).prepare(
-            *args,
+        options = submit_options(
             name=name,
             priority=priority,
             queue=queue,
@@ -669,8 +671,8 @@ class App:
             run_at=run_at,
             max_attempts=max_attempts,
             timeout=timeout,
-            **kwargs,
         )
+        new = self.get_task(task).prepare_call(options, args, kwargs)
         return await self._submit_one(new, connection)
 
     async def _submit_one(self, new: NewTask, connection: Any = None) -> TaskInfo:

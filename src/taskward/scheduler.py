@@ -37,8 +37,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from taskward.cron import MAX_CRON_LENGTH, check_cron, croniter_class
 from taskward.errors import InvalidArgumentsError
+from taskward.options import MAX_DELAY, MAX_NAME_LENGTH
 from taskward.redact import Secrets, redact_args
-from taskward.tasks import MAX_DELAY, MAX_NAME_LENGTH
 
 if TYPE_CHECKING:
     from taskward.stores.base import ScheduleRecord

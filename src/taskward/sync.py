@@ -10,8 +10,9 @@ from uuid import UUID
 
 from taskward.app import App
 from taskward.models import Status, TaskInfo
+from taskward.options import SubmitKeywords, SubmitOptions, submit_options
 from taskward.stores.base import Counts, NewTask
-from taskward.tasks import SubmitOptions, TaskFunction
+from taskward.tasks import TaskFunction
 
 __all__ = ["SyncApp"]
 
@@ -47,9 +48,7 @@ class SyncApp:
         **kwargs: Any,
     ) -> TaskInfo:
         """Submit one task of a task function (or its name)."""
-        # Validate here, in the caller's thread: its errors need no trip through the loop.
-        new = self._app.get_task(task).prepare(
-            *args,
+        options = submit_options(
             name=name,
             priority=priority,
             queue=queue,
@@ -57,18 +56,20 @@ class SyncApp:
             run_at=run_at,
             max_attempts=max_attempts,
             timeout=timeout,
-            **kwargs,
         )
+        # Validate here, in the caller's thread: its errors need no trip through the loop.
+        new = self._app.get_task(task).prepare_call(options, args, kwargs)
         return self.submit_many([new])[0]
 
     def submit_args(
         self,
         task: str | None,
         args: Mapping[str, Any] | None = None,
-        **options: Unpack[SubmitOptions],
+        options: SubmitOptions | None = None,
+        **keywords: Unpack[SubmitKeywords],
     ) -> TaskInfo:
         """Submit one task with its arguments as one dict (see `App.prepare`)."""
-        return self.submit_many([self._app.prepare(task, args, **options)])[0]
+        return self.submit_many([self._app.prepare(task, args, options, **keywords)])[0]
 
     def submit_many(self, items: Iterable[NewTask]) -> builtins.list[TaskInfo]:
         """Insert prepared tasks in one round trip, all or nothing."""

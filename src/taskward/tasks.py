@@ -5,21 +5,18 @@ type hints *when the task is submitted*, so a bad call fails in the caller and n
 later in a worker. The same pydantic model gives the JSON Schema the HTTP API publishes.
 
 Submit options (``name``, ``priority``, ``queue``, ``delay``, ``run_at``, ``max_attempts``,
-``timeout``, ``connection``) are keyword arguments of `TaskFunction.submit` and win over a
-task function's own parameters of the same name; such parameters are passed in one dict with
-`TaskFunction.submit_args` / `TaskFunction.prepare_args` instead.
+``timeout``) are keyword arguments of `TaskFunction.submit` and win over a task function's
+own parameters of the same name; such parameters are passed in one dict with
+`TaskFunction.submit_args` / `TaskFunction.prepare_args` instead, which also take the options
+as one `SubmitOptions` (see `taskward.options`). ``connection`` is not an option of the task
+but of the one insert: it is a keyword of ``submit`` only.
 
 Secret arguments (typed pydantic ``SecretStr``, ``Secret[...]``...) are stored with their
 real value, which the worker passes on; pydantic alone would write stars. Where they are
 shown, `taskward.redact` hides them (`TaskFunction.secrets` says where they are).
 
-``run_at`` must be a timezone-aware datetime: a naive one is refused rather than guessed
-(UTC or local?), because guessing wrong silently shifts a schedule by hours.
-
 Arguments are strict JSON (see `taskward.strictjson`): a NaN or an infinity anywhere in them,
 also inside a list or a pydantic model, is refused rather than stored as null or a string.
-Names and queues must be text every store holds alike: no NUL character (PostgreSQL text
-cannot hold one) and no lone surrogate (it has no UTF-8 form).
 """
 
 from __future__ import annotations
@@ -27,12 +24,11 @@ from __future__ import annotations
 import functools
 import inspect
 import json
-import math
 import typing
 import warnings
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypedDict, TypeVar, Unpack
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, Unpack
 
 import pydantic
 import pydantic_core
@@ -40,6 +36,15 @@ import pydantic_core
 from taskward._fast import record_factory
 from taskward.errors import ConfigurationError, InvalidArgumentsError, InvalidJSONError
 from taskward.models import new_task_id
+from taskward.options import (
+    NO_OPTIONS,
+    SubmitKeywords,
+    SubmitOptions,
+    as_options,
+    check_defaults,
+    check_label,
+    submit_options,
+)
 from taskward.redact import PYDANTIC_SHOWN, Secrets, reveal, secrets_of
 from taskward.retry import Backoff
 from taskward.stores.base import NewTask
@@ -49,15 +54,10 @@ if TYPE_CHECKING:
     from taskward.app import App
     from taskward.models import TaskInfo
 
-__all__ = ["TaskFunction", "check_options", "check_text", "format_validation_error"]
+__all__ = ["TaskFunction", "format_validation_error"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-MAX_NAME_LENGTH = 200
-MAX_INT32 = 2**31 - 1
-MIN_PRIORITY = -(2**31)
-MAX_PRIORITY = MAX_INT32
 
 _make_new_task = record_factory(NewTask)  # NewTask(...), cheaper (taskward._fast)
 
@@ -87,129 +87,6 @@ def format_validation_error(error: pydantic.ValidationError) -> str:
             message = item["msg"]
         parts.append(f"{where}: {message}")
     return "; ".join(parts)
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def check_text(kind: str, value: str, field: str | None = None) -> str:
-    """``value``, unless a store could not hold it alike everywhere: `InvalidArgumentsError`.
-
-    Refused: a NUL character (PostgreSQL text cannot hold one; SQLite and memory would) and a
-    lone surrogate (no UTF-8 form: PostgreSQL and SQLite cannot encode it). For every name,
-    queue and filter that reaches a store, so each store answers the same. ``kind`` starts
-    the message; ``field`` (default: ``kind``) is the error's field.
-    """
-    field = field or kind
-    if "\x00" in value:
-        raise InvalidArgumentsError(f"{kind} must not contain a NUL character (\\x00)", field=field)
-    if not value.isascii():
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            raise InvalidArgumentsError(
-                f"{kind} must be Unicode text, without lone surrogates "
-                f"(found {value[exc.start]!r} at position {exc.start})",
-                field=field,
-            ) from None
-    return value
-
-
-def _check_label(kind: str, value: object) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidArgumentsError(f"{kind} must be a non-empty string, got {value!r}", field=kind)
-    if len(value) > MAX_NAME_LENGTH:
-        raise InvalidArgumentsError(
-            f"{kind} must be at most {MAX_NAME_LENGTH} characters", field=kind
-        )
-    return check_text(kind, value)
-
-
-#: Bounds that keep every due time a datetime can show (a row must always read back).
-MAX_DELAY = 100 * 365.25 * 86_400
-MIN_RUN_AT_YEAR, MAX_RUN_AT_YEAR = 1900, 9000
-
-
-def check_options(
-    *,
-    name: object = None,
-    priority: object = 0,
-    queue: object = "default",
-    delay: object = None,
-    run_at: object = None,
-    max_attempts: object = 3,
-    timeout: object = None,
-) -> tuple[float | None, float | None]:
-    """Validate submit options; return ``(delay, run_at)`` as seconds / POSIX time.
-
-    Raises `InvalidArgumentsError` naming the bad option.
-    """
-    if name is not None:
-        _check_label("name", name)
-    _check_label("queue", queue)
-    if not _is_int(priority) or not MIN_PRIORITY <= priority <= MAX_PRIORITY:  # type: ignore[operator]
-        raise InvalidArgumentsError(
-            f"priority must be an integer in [{MIN_PRIORITY}, {MAX_PRIORITY}], got {priority!r}",
-            field="priority",
-        )
-    if not _is_int(max_attempts) or not 1 <= max_attempts <= MAX_INT32:  # type: ignore[operator]
-        raise InvalidArgumentsError(
-            f"max_attempts must be an integer >= 1, got {max_attempts!r}", field="max_attempts"
-        )
-    if timeout is not None and not (
-        _is_number(timeout) and math.isfinite(timeout) and timeout > 0  # type: ignore[arg-type,operator]
-    ):
-        raise InvalidArgumentsError(
-            f"timeout must be a number > 0 or None, got {timeout!r}", field="timeout"
-        )
-    if delay is not None and run_at is not None:
-        raise InvalidArgumentsError("give delay or run_at, not both", field="run_at")
-    delay_s: float | None = None
-    if delay is not None:
-        if not (_is_number(delay) and 0 <= delay <= MAX_DELAY):  # type: ignore[operator]
-            raise InvalidArgumentsError(
-                f"delay must be a number of seconds in [0, {MAX_DELAY:.0f}] (100 years), "
-                f"got {delay!r}",
-                field="delay",
-            )
-        delay_s = float(delay)  # type: ignore[arg-type]
-    run_at_ts: float | None = None
-    if run_at is not None:
-        if not isinstance(run_at, datetime):
-            raise InvalidArgumentsError(
-                f"run_at must be a datetime, got {run_at!r}", field="run_at"
-            )
-        if run_at.tzinfo is None or run_at.utcoffset() is None:
-            raise InvalidArgumentsError(
-                "run_at must be timezone-aware (e.g. datetime.now(UTC) + timedelta(...)); "
-                "a naive datetime is ambiguous",
-                field="run_at",
-            )
-        if not MIN_RUN_AT_YEAR <= run_at.year < MAX_RUN_AT_YEAR:
-            raise InvalidArgumentsError(
-                f"run_at must be between the years {MIN_RUN_AT_YEAR} and {MAX_RUN_AT_YEAR}, "
-                f"got {run_at.isoformat()}",
-                field="run_at",
-            )
-        run_at_ts = run_at.timestamp()
-    return delay_s, run_at_ts
-
-
-class SubmitOptions(TypedDict, total=False):
-    """The options of one submit; each left out (or None) takes the task function's own."""
-
-    name: str | None
-    priority: int | None
-    queue: str | None
-    delay: float | None
-    run_at: datetime | None
-    max_attempts: int | None
-    timeout: float | None
 
 
 # Types that JSON carries exactly (an unannotated parameter is Any).
@@ -246,12 +123,9 @@ class TaskFunction(Generic[P, R]):
         if not isinstance(retry, Backoff):
             raise ConfigurationError(f"retry must be a Backoff, got {retry!r}")
         try:
-            check_options(
-                name=name,
-                queue=queue,
-                priority=priority,
-                max_attempts=max_attempts,
-                timeout=timeout,
+            check_label("name", name)
+            check_defaults(
+                queue=queue, priority=priority, max_attempts=max_attempts, timeout=timeout
             )
         except InvalidArgumentsError as exc:
             raise ConfigurationError(f"task {name!r}: {exc}") from None
@@ -488,13 +362,28 @@ class TaskFunction(Generic[P, R]):
             ) from None
 
     # -- submitting ---------------------------------------------------------------------
+    #
+    # Every way in builds one SubmitOptions (NO_OPTIONS when none is given: no object is
+    # made on the common path) and hands it to `_new_task`, the one place that fills a
+    # NewTask from the options and the decorator's own.
 
     def prepare_args(
-        self, args: Mapping[str, Any] | None = None, **options: Unpack[SubmitOptions]
+        self,
+        args: Mapping[str, Any] | None = None,
+        options: SubmitOptions | None = None,
+        **keywords: Unpack[SubmitKeywords],
     ) -> NewTask:
-        """A `NewTask` from arguments given as one dict; options default to the decorator's."""
+        """A `NewTask` from arguments given as one dict, and options as one `SubmitOptions`
+        or as keywords (not both); options left out are the decorator's."""
         text = self._to_json({} if args is None else args)
-        return self._new_task(text, **options)
+        return self._new_task(text, as_options(options, keywords))
+
+    def prepare_call(
+        self, options: SubmitOptions, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> NewTask:
+        """A `NewTask` from a call's positional and keyword arguments (as `bind`) and
+        ``options`` (what ``App.submit`` and ``app.sync.submit`` do)."""
+        return self._new_task(self._to_json(self._bind(args, kwargs)), options)
 
     def prepare(
         self,
@@ -509,9 +398,7 @@ class TaskFunction(Generic[P, R]):
         **kwargs: Any,
     ) -> NewTask:
         """A `NewTask` from a call's arguments (as `bind`) and submit options."""
-        text = self._to_json(self._bind(args, kwargs))
-        return self._new_task(
-            text,
+        options = submit_options(
             name=name,
             priority=priority,
             queue=queue,
@@ -520,46 +407,30 @@ class TaskFunction(Generic[P, R]):
             max_attempts=max_attempts,
             timeout=timeout,
         )
+        return self._new_task(self._to_json(self._bind(args, kwargs)), options)
 
-    def _new_task(
-        self,
-        args_text: str,
-        *,
-        name: str | None = None,
-        priority: int | None = None,
-        queue: str | None = None,
-        delay: float | None = None,
-        run_at: datetime | None = None,
-        max_attempts: int | None = None,
-        timeout: float | None = None,
-    ) -> NewTask:
+    def _new_task(self, args_text: str, options: SubmitOptions) -> NewTask:
         defaults = (self.queue, self.priority, self.max_attempts, self.timeout)
-        if (
-            defaults == self._checked_defaults
-            and name is None
-            and priority is None
-            and queue is None
-            and delay is None
-            and run_at is None
-            and max_attempts is None
-            and timeout is None
-        ):
-            # Only the decorator's options, checked when it ran (and unchanged since).
-            queue, priority, max_attempts, timeout = defaults
-            delay_s = run_at_ts = None
+        queue, priority, max_attempts, timeout = defaults
+        if options is NO_OPTIONS:
+            name = delay = run_at = None
         else:
-            priority = self.priority if priority is None else priority
-            queue = self.queue if queue is None else queue
-            max_attempts = self.max_attempts if max_attempts is None else max_attempts
-            timeout = self.timeout if timeout is None else timeout
-            delay_s, run_at_ts = check_options(
-                name=name,
-                priority=priority,
-                queue=queue,
-                delay=delay,
-                run_at=run_at,
-                max_attempts=max_attempts,
-                timeout=timeout,
+            name = options.name
+            delay = None if options.delay is None else float(options.delay)
+            run_at = None if options.run_at is None else options.run_at.timestamp()
+            if options.queue is not None:
+                queue = options.queue
+            if options.priority is not None:
+                priority = options.priority
+            if options.max_attempts is not None:
+                max_attempts = options.max_attempts
+            if options.timeout is not None:
+                timeout = options.timeout
+        if defaults != self._checked_defaults:
+            # The decorator's options were changed since it checked them: check the ones
+            # this task takes (the submit's own are checked already).
+            check_defaults(
+                queue=queue, priority=priority, max_attempts=max_attempts, timeout=timeout
             )
         return _make_new_task(
             id=new_task_id(),
@@ -570,8 +441,8 @@ class TaskFunction(Generic[P, R]):
             queue=queue,
             max_attempts=max_attempts,
             timeout=None if timeout is None else float(timeout),
-            delay=delay_s,
-            run_at=run_at_ts,
+            delay=delay,
+            run_at=run_at,
         )
 
     async def submit(
@@ -592,8 +463,7 @@ class TaskFunction(Generic[P, R]):
         ``connection``: with PostgreSQL, the caller's asyncpg connection inside its own
         transaction; the task exists (and runs) only if that transaction commits.
         """
-        new = self._new_task(
-            self._to_json(self._bind(args, kwargs)),  # `prepare`, one call shorter
+        options = submit_options(
             name=name,
             priority=priority,
             queue=queue,
@@ -602,13 +472,17 @@ class TaskFunction(Generic[P, R]):
             max_attempts=max_attempts,
             timeout=timeout,
         )
+        new = self._new_task(self._to_json(self._bind(args, kwargs)), options)
         return await self.app._submit_one(new, connection)
 
     async def submit_args(
-        self, args: Mapping[str, Any] | None = None, **options: Unpack[SubmitOptions]
+        self,
+        args: Mapping[str, Any] | None = None,
+        options: SubmitOptions | None = None,
+        **keywords: Unpack[SubmitKeywords],
     ) -> TaskInfo:
         """`submit` with the arguments as one dict (for parameters named like an option)."""
-        return await self.app._submit_one(self.prepare_args(args, **options))
+        return await self.app._submit_one(self.prepare_args(args, options, **keywords))
 
     def submit_sync(
         self,
@@ -623,8 +497,7 @@ class TaskFunction(Generic[P, R]):
         **kwargs: Any,
     ) -> TaskInfo:
         """`submit` for code without an event loop (Flask, Django, scripts)."""
-        new = self.prepare(
-            *args,
+        options = submit_options(
             name=name,
             priority=priority,
             queue=queue,
@@ -632,6 +505,5 @@ class TaskFunction(Generic[P, R]):
             run_at=run_at,
             max_attempts=max_attempts,
             timeout=timeout,
-            **kwargs,
         )
-        return self.app.sync.submit_many([new])[0]
+        return self.app.sync.submit_many([self.prepare_call(options, args, kwargs)])[0]

@@ -12,7 +12,7 @@ from api_helpers import make_app, running, status_of
 from taskward import demo
 from taskward.api import TaskwardAPI
 from taskward.app import App
-from taskward.tasks import MAX_PRIORITY, MIN_PRIORITY
+from taskward.options import MAX_PRIORITY, MIN_PRIORITY
 
 
 async def count_tasks(app: App) -> int:

@@ -44,10 +44,10 @@ from taskward.errors import (
     UnknownTaskError,
 )
 from taskward.models import Status, TaskInfo
+from taskward.options import check_text
 from taskward.scheduler import Schedule, ScheduleInfo
 from taskward.stores.base import NewTask
 from taskward.strictjson import parse_strict_json
-from taskward.tasks import check_text
 
 if TYPE_CHECKING:
     from taskward.api.service import TaskwardAPI
@@ -139,19 +139,7 @@ def _prepare(api: TaskwardAPI, items: Sequence[SubmitRequest], batch: bool) -> l
     for index, item in enumerate(items):
         where: list[str | int] = ["body", index] if batch else ["body"]
         try:
-            news.append(
-                api.app.prepare(
-                    item.task,
-                    item.args,
-                    name=item.name,
-                    priority=item.priority,
-                    queue=item.queue,
-                    delay=item.delay,
-                    run_at=item.run_at,
-                    max_attempts=item.max_attempts,
-                    timeout=item.timeout,
-                )
-            )
+            news.append(api.app.prepare(item.task, item.args, item.options()))
         except UnknownTaskError as exc:
             problems.append(([*where, "task"], str(exc), "unknown_task"))
         except InvalidArgumentsError as exc:

@@ -16,8 +16,18 @@ from uuid import UUID
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from taskward.models import Status
+from taskward.options import (
+    MAX_DELAY,
+    MAX_INT32,
+    MAX_NAME_LENGTH,
+    MAX_PRIORITY,
+    MAX_RUN_AT_YEAR,
+    MIN_PRIORITY,
+    MIN_RUN_AT_YEAR,
+    SubmitOptions,
+    submit_options,
+)
 from taskward.scheduler import MAX_CRON_LENGTH, MAX_SCHEDULE_NAME, MIN_EVERY
-from taskward.tasks import MAX_INT32, MAX_NAME_LENGTH, MAX_PRIORITY, MIN_PRIORITY
 
 __all__ = [
     "MAX_BATCH",
@@ -40,8 +50,6 @@ __all__ = [
 
 #: Most tasks in one batch submit (the 1 MiB body limit usually comes first).
 MAX_BATCH = 1000
-#: The longest delay: a hundred years. Beyond, the due time would not fit a datetime.
-MAX_DELAY = 100 * 365.25 * 86_400
 #: How the API describes the arguments it shows.
 SECRET_ARGS = (
     "The arguments; secret ones (typed SecretStr or Secret[...], or named like a redaction"
@@ -95,9 +103,23 @@ class SubmitRequest(BaseModel):
             year = value.astimezone(UTC).year
         except OverflowError:
             year = 0
-        if not 1900 <= year < 9000:
-            raise ValueError("run_at must be between the years 1900 and 9000")
+        if not MIN_RUN_AT_YEAR <= year < MAX_RUN_AT_YEAR:
+            raise ValueError(
+                f"run_at must be between the years {MIN_RUN_AT_YEAR} and {MAX_RUN_AT_YEAR}"
+            )
         return value
+
+    def options(self) -> SubmitOptions:
+        """The submit options of this request, checked (`InvalidArgumentsError` names one)."""
+        return submit_options(
+            name=self.name,
+            priority=self.priority,
+            queue=self.queue,
+            delay=self.delay,
+            run_at=self.run_at,
+            max_attempts=self.max_attempts,
+            timeout=self.timeout,
+        )
 
 
 class ScheduleRequest(BaseModel):

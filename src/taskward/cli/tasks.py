@@ -27,6 +27,7 @@ from taskward.cli.context import (
 from taskward.cli.output import _show, _show_page, _task_json
 from taskward.errors import ConfigurationError, InvalidArgumentsError, UnknownTaskError
 from taskward.models import FINISHED, Status, TaskInfo
+from taskward.options import SubmitOptions
 
 
 @click.command()
@@ -56,9 +57,7 @@ def submit(
     args = _json_args(args_json)
     app = obj.app(need_tasks=True)
     try:
-        new = app.prepare(
-            task,
-            args,
+        options = SubmitOptions(
             name=name,
             priority=priority,
             queue=queue,
@@ -66,6 +65,7 @@ def submit(
             max_attempts=max_attempts,
             timeout=timeout,
         )
+        new = app.prepare(task, args, options)
     except (UnknownTaskError, InvalidArgumentsError, ConfigurationError) as exc:
         _fail(str(exc), EXIT_USAGE)
 
