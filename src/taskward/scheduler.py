@@ -116,11 +116,17 @@ class Schedule:
                     field="name",
                 )
         if not isinstance(self.task, str) or not self.task.strip():
-            raise InvalidArgumentsError(f"task must be a non-empty string, got {self.task!r}")
+            raise InvalidArgumentsError(
+                f"task must be a non-empty string, got {self.task!r}", field="task"
+            )
         if not isinstance(self.args, Mapping):
-            raise InvalidArgumentsError(f"args must be a JSON object, got {self.args!r}")
+            raise InvalidArgumentsError(
+                f"args must be a JSON object, got {self.args!r}", field="args"
+            )
         if (self.every is None) == (self.cron is None):
-            raise InvalidArgumentsError("give a schedule either every= or cron=, not both")
+            raise InvalidArgumentsError(
+                "give a schedule either every= or cron=, not both", field="every"
+            )
         if self.every is not None:
             every: object = self.every
             if isinstance(every, timedelta):
@@ -133,12 +139,14 @@ class Schedule:
                 or every <= 0
             ):
                 raise InvalidArgumentsError(
-                    f"every must be a positive number of seconds (or a timedelta), got {every!r}"
+                    f"every must be a positive number of seconds (or a timedelta), got {every!r}",
+                    field="every",
                 )
             if not MIN_EVERY <= every <= MAX_DELAY:
                 raise InvalidArgumentsError(
                     f"every must be between {MIN_EVERY} s and {MAX_DELAY:.0f} s (100 years),"
-                    f" got {every!r}"
+                    f" got {every!r}",
+                    field="every",
                 )
             object.__setattr__(self, "every", float(every))
         if self.cron is not None:
@@ -146,9 +154,13 @@ class Schedule:
         _zone(self.timezone)
         mi = self.max_instances
         if isinstance(mi, bool) or not isinstance(mi, int) or mi < 1:
-            raise InvalidArgumentsError(f"max_instances must be an integer >= 1, got {mi!r}")
+            raise InvalidArgumentsError(
+                f"max_instances must be an integer >= 1, got {mi!r}", field="max_instances"
+            )
         if not isinstance(self.catch_up, bool):
-            raise InvalidArgumentsError(f"catch_up must be true or false, got {self.catch_up!r}")
+            raise InvalidArgumentsError(
+                f"catch_up must be true or false, got {self.catch_up!r}", field="catch_up"
+            )
 
     @property
     def prefix(self) -> str:
@@ -194,12 +206,15 @@ class Schedule:
 
 def _zone(name: object) -> ZoneInfo:
     if not isinstance(name, str) or not name:
-        raise InvalidArgumentsError(f"timezone must be an IANA time zone name, got {name!r}")
+        raise InvalidArgumentsError(
+            f"timezone must be an IANA time zone name, got {name!r}", field="timezone"
+        )
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError, TypeError):
         raise InvalidArgumentsError(
-            f"unknown timezone {name!r}: give an IANA name such as 'UTC' or 'Europe/Paris'"
+            f"unknown timezone {name!r}: give an IANA name such as 'UTC' or 'Europe/Paris'",
+            field="timezone",
         ) from None
 
 

@@ -1,11 +1,11 @@
 """Submit options as one value: checked when made, naming the bad field, the same task whether
-given as keywords or as one `SubmitOptions`."""
+given as keywords or as one `SubmitOptions`; schedule errors name their field too."""
 
 from __future__ import annotations
 
 import dataclasses
 import typing
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -13,6 +13,7 @@ import pytest
 from taskward.app import App
 from taskward.errors import InvalidArgumentsError
 from taskward.options import NO_OPTIONS, SubmitKeywords, SubmitOptions, submit_options
+from taskward.scheduler import Schedule
 from taskward.stores.memory import MemoryStore
 from taskward.testing import memory_app
 
@@ -129,3 +130,27 @@ async def test_submit_args_and_the_sync_facade_take_one_value() -> None:
 def test_the_keywords_are_the_fields_of_the_value() -> None:
     fields = {f.name: f.type for f in dataclasses.fields(SubmitOptions)}
     assert set(typing.get_type_hints(SubmitKeywords)) == set(fields)
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"name": ""}, "name"),
+        ({"name": "a@b"}, "name"),
+        ({"task": ""}, "task"),
+        ({"args": ["x"]}, "args"),
+        ({"every": None, "cron": None}, "every"),
+        ({"every": 0}, "every"),
+        ({"every": timedelta(days=365 * 200)}, "every"),
+        ({"every": None, "cron": "61 * * * *"}, "cron"),
+        ({"timezone": ""}, "timezone"),
+        ({"timezone": "Mars/Olympus"}, "timezone"),
+        ({"max_instances": 0}, "max_instances"),
+        ({"catch_up": "yes"}, "catch_up"),
+    ],
+)
+def test_every_schedule_error_names_its_field(change: dict[str, Any], field: str) -> None:
+    definition: dict[str, Any] = {"name": "s", "task": "t", "every": 60, **change}
+    with pytest.raises(InvalidArgumentsError) as caught:
+        Schedule(**definition)
+    assert caught.value.field == field

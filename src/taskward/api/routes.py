@@ -143,7 +143,8 @@ def _prepare(api: TaskwardAPI, items: Sequence[SubmitRequest], batch: bool) -> l
         except UnknownTaskError as exc:
             problems.append(([*where, "task"], str(exc), "unknown_task"))
         except InvalidArgumentsError as exc:
-            problems.append(([*where, exc.field or "args"], str(exc), "value_error"))
+            loc = [*where, exc.field] if exc.field else where
+            problems.append((loc, str(exc), "value_error"))
     if problems:
         raise InvalidRequestError(problems)
     return news
@@ -156,20 +157,6 @@ def _schedule_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     if 409 in out:
         out[409] = {"model": ErrorBody, "description": "A schedule with this name exists"}
     return out
-
-
-# Schedule errors name their field; Schedule's messages start with it.
-_SCHEDULE_FIELDS = (
-    ("schedule name", "name"),
-    ("task ", "task"),
-    ("every ", "every"),
-    ("invalid cron", "cron"),
-    ("cron ", "cron"),
-    ("unknown timezone", "timezone"),
-    ("timezone ", "timezone"),
-    ("max_instances ", "max_instances"),
-    ("give a schedule either", "every"),
-)
 
 
 def _new_schedule(api: TaskwardAPI, body: bytes) -> Schedule:
@@ -196,11 +183,8 @@ def _new_schedule(api: TaskwardAPI, body: bytes) -> Schedule:
     except UnknownTaskError as exc:
         raise InvalidRequestError([(["body", "task"], str(exc), "unknown_task")]) from None
     except InvalidArgumentsError as exc:
-        message = str(exc)
-        where = exc.field or next(
-            (f for prefix, f in _SCHEDULE_FIELDS if message.startswith(prefix)), "args"
-        )
-        raise InvalidRequestError([(["body", where], message, "value_error")]) from None
+        loc: list[str | int] = ["body", exc.field] if exc.field else ["body"]
+        raise InvalidRequestError([(loc, str(exc), "value_error")]) from None
     return schedule
 
 
