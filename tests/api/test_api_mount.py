@@ -62,3 +62,27 @@ async def test_mounted_api_runs_in_the_hosts_lifespan() -> None:
         assert (await client.post("/tasks/api/tasks", content=big)).status_code == 413
     assert happened == ["host startup", "host shutdown"]
     assert not tasks_api.worker_alive  # the host's shutdown stopped the worker
+
+
+async def test_two_apis_in_one_host_each_serve_their_own_app() -> None:
+    first, second = make_app(), make_app()
+    apis = [TaskwardAPI(first), TaskwardAPI(second, token="s3cret")]
+    host = FastAPI()
+    apis[0].install(host, prefix="/one")
+    apis[1].install(host, prefix="/two")
+    async with (
+        apis[0].lifespan(),
+        apis[1].lifespan(),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=host), base_url="http://h") as client,
+    ):
+        one = await client.post("/one/api/tasks", json={"args": {"a": 1}})
+        assert one.status_code == 202, one.text
+        assert (await client.post("/two/api/tasks", json={})).status_code == 401
+        two = await client.post(
+            "/two/api/tasks", json={"name": "second"}, headers={"authorization": "Bearer s3cret"}
+        )
+        assert two.status_code == 202, two.text
+        assert (await first.get(one.json()["task_id"])) is not None
+        assert (await first.get(two.json()["task_id"])) is None
+        assert (await second.get(two.json()["task_id"])) is not None
+        assert (await client.get("/two/health/ready")).json() == {"status": "ok"}
