@@ -40,12 +40,11 @@ import os
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, Unpack, overload
 from uuid import UUID
 
-from taskward._fast import record_factory
 from taskward.errors import (
     ClosedError,
     ConfigurationError,
@@ -56,12 +55,11 @@ from taskward.errors import (
     UnknownScheduleError,
     UnknownTaskError,
 )
+from taskward.info import parse_task_id, task_info
 from taskward.models import (
-    Progress,
     Status,
     TaskInfo,
     from_timestamp,
-    read_json,
 )
 from taskward.options import SubmitKeywords, SubmitOptions, check_text, submit_options
 from taskward.redact import Secrets, redact_args
@@ -111,86 +109,6 @@ async def _replace_store(stale: Store | None, store: Store) -> None:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(stale.close(), 1.0)
     await store.open()
-
-
-def parse_task_id(task_id: UUID | str) -> UUID:
-    """A task id as a UUID; `InvalidArgumentsError` for anything malformed."""
-    if isinstance(task_id, UUID):
-        return task_id
-    if isinstance(task_id, str):
-        try:
-            return UUID(task_id)
-        except ValueError:
-            pass
-    raise InvalidArgumentsError(f"malformed task id {task_id!r}: expected a UUID")
-
-
-def _decode(text: str | None) -> tuple[bool, Any]:
-    if text is None:
-        return False, None
-    try:
-        return True, read_json(text)
-    except (ValueError, TypeError, RecursionError):
-        return False, None
-
-
-def _number(value: object) -> float | None:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    return None
-
-
-_new_info = record_factory(TaskInfo)  # TaskInfo(...), about half the cost (taskward._fast)
-
-
-def task_info(record: TaskRecord, times: dict[float, datetime] | None = None) -> TaskInfo:
-    """The public snapshot of a stored row; corrupt JSON in it never raises here.
-
-    ``times``: creation datetimes already made, by timestamp: the tasks of one batch share
-    their creation time (and, unless delayed, their due time), so one datetime serves all.
-    """
-    ok, args = _decode(record.args)
-    if not ok or not isinstance(args, dict):
-        args = None
-    result = None if record.result is None else _decode(record.result)[1]
-    progress = None
-    if record.progress is not None:  # most rows have none: nothing to decode
-        ok, raw = _decode(record.progress)
-        if ok and isinstance(raw, dict) and (done := _number(raw.get("done"))) is not None:
-            total = raw.get("total")
-            message = raw.get("message")
-            progress = Progress(
-                done=done,
-                total=_number(total),
-                message=message if isinstance(message, str) else None,
-            )
-    created_ts, run_ts = record.created_at, record.run_at
-    created_at = None if times is None else times.get(created_ts)
-    if created_at is None:
-        created_at = datetime.fromtimestamp(created_ts, UTC)
-        if times is not None:
-            times[created_ts] = created_at
-    run_at = created_at if run_ts == created_ts else datetime.fromtimestamp(run_ts, UTC)
-    started, finished = record.started_at, record.finished_at
-    return _new_info(
-        id=record.id,
-        name=record.name,
-        task=record.task,
-        status=record.status,
-        args=args,
-        result=result,
-        error=record.error,
-        traceback=record.traceback,
-        progress=progress,
-        priority=record.priority,
-        queue=record.queue,
-        attempts=record.attempts,
-        max_attempts=record.max_attempts,
-        created_at=created_at,
-        started_at=None if started is None else datetime.fromtimestamp(started, UTC),
-        finished_at=None if finished is None else datetime.fromtimestamp(finished, UTC),
-        run_at=run_at,
-    )
 
 
 def _hide_secret_defaults(schema: dict[str, Any], secrets: Secrets) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from taskward.app import DEFAULT_STORE_URL, App, task_info
+from taskward.app import DEFAULT_STORE_URL, App
 from taskward.errors import (
     ClosedError,
     ConfigurationError,
@@ -28,6 +28,7 @@ from taskward.errors import (
     TaskTimeoutError,
     UnknownTaskError,
 )
+from taskward.info import task_info
 from taskward.models import Progress, Status
 from taskward.stores import open_store
 from taskward.stores.base import Store, TaskRecord
