@@ -8,13 +8,14 @@ import collections
 from collections.abc import Sequence
 
 import pytest
-from integration_helpers import count, eventually, fast_worker, running, tid
+from integration_helpers import count, fast_worker, running, tid
 
 from taskward.app import App
 from taskward.errors import StoreError
 from taskward.models import Status
 from taskward.stores.base import TaskRecord
 from taskward.worker import Worker, parse_queues
+from waiting import eventually
 
 
 async def test_a_limited_queue_runs_at_most_its_limit_while_others_use_the_rest(

@@ -12,16 +12,7 @@ from typing import Any
 from uuid import uuid4
 
 import pytest
-from integration_helpers import (
-    StoreFactory,
-    count,
-    eventually,
-    fast_worker,
-    get,
-    running,
-    tid,
-    wait_status,
-)
+from integration_helpers import StoreFactory, count, fast_worker, running, tid
 
 import taskward
 from taskward.app import App
@@ -30,6 +21,7 @@ from taskward.models import Progress, Status
 from taskward.retry import Backoff
 from taskward.stores.base import NewTask
 from taskward.testing import FakeClock, drain
+from waiting import eventually, get, wait_status
 
 
 async def test_a_task_runs_and_its_result_is_stored_as_json(app: App) -> None:
@@ -298,8 +290,11 @@ async def test_claims_only_as_many_tasks_as_free_slots(app: App) -> None:
                 async def completed(n: int = done) -> bool:
                     return await count(app, Status.COMPLETED) == n
 
+                async def settled(left: int = 5 - done) -> bool:
+                    return await running_now(min(2, left))
+
                 await eventually(completed)
-                await eventually(lambda left=5 - done: running_now(min(2, left)))
+                await eventually(settled)
     finally:
         sampling = False
         await sampler

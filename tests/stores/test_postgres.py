@@ -29,6 +29,7 @@ from taskward.errors import (
 from taskward.models import Status
 from taskward.stores.base import NewTask, TaskRecord
 from taskward.stores.postgres import SCHEMA_VERSION, PostgresStore
+from waiting import eventually
 
 pytestmark = pytest.mark.postgres
 
@@ -50,17 +51,6 @@ async def connection(url: str) -> AsyncIterator[asyncpg.Connection[asyncpg.Recor
         yield conn
     finally:
         await conn.close()
-
-
-async def eventually(check: Callable[[], Any], timeout: float = 5.0) -> Any:
-    """Poll ``check`` (a coroutine function) until it returns something truthy."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)
 
 
 async def woken(store: PostgresStore, timeout: float = 30.0) -> asyncio.Task[None]:
@@ -395,7 +385,7 @@ async def test_statements_share_the_held_connection_and_the_pool(pg_url: str) ->
         async def closed() -> bool:
             return held.is_closed()
 
-        await eventually(closed)
+        await eventually(closed, timeout=5.0)
 
 
 async def test_a_held_statement_that_outlasts_the_command_timeout_fails(pg_url: str) -> None:
