@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncIterator
 
 import httpx
 
@@ -62,20 +60,6 @@ async def running(api: TaskwardAPI) -> AsyncIterator[httpx.AsyncClient]:
         ) as client,
     ):
         yield client
-
-
-async def eventually(check: Callable[[], Any], timeout: float = 5.0, interval: float = 0.02) -> Any:
-    """Poll ``check`` (sync or async) until it returns something truthy; fail after timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        await asyncio.sleep(interval)
 
 
 async def status_of(client: httpx.AsyncClient, task_id: str) -> str:

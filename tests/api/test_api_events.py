@@ -17,6 +17,7 @@ from taskward.api.events import EventHub
 from taskward.app import App
 from taskward.models import Status
 from taskward.testing import drain
+from waiting import eventually
 
 
 def parse(chunk: bytes) -> list[tuple[str, Any]]:
@@ -168,11 +169,12 @@ async def test_keepalive_and_close(app: App) -> None:
             chunks.append(chunk)
 
     reader = asyncio.create_task(read())
-    await asyncio.sleep(0.1)
+    # Quiet for its keepalive interval, the stream sends a comment.
+    await eventually(lambda: b": keep-alive\n\n" in chunks, timeout=0.1)
     hub.close()
     await asyncio.wait_for(reader, 1.0)  # closing the hub ends the stream
     assert chunks[0].startswith(b"retry: ")
-    assert b": keep-alive\n\n" in chunks
+    assert set(chunks[1:]) == {b": keep-alive\n\n"}
 
 
 async def test_a_slow_reader_is_told_it_lagged(hub: EventHub, app: App) -> None:
@@ -197,10 +199,10 @@ async def test_the_run_loop_survives_store_failures(app: App) -> None:
 
     hub.poll = failing_poll  # type: ignore[method-assign]
     runner = asyncio.create_task(hub.run())
-    await asyncio.sleep(0.2)
+    await eventually(lambda: calls >= 2, timeout=0.2)  # it polled again after a failure
+    assert not runner.done()
     hub.close()
-    await asyncio.wait_for(runner, 1.0)
-    assert calls >= 2
+    await asyncio.wait_for(runner, 1.0)  # and ends, without an error, once closed
 
 
 async def test_observing_the_same_state_twice_sends_once() -> None:

@@ -6,13 +6,14 @@ import re
 from uuid import UUID
 
 import httpx
-from api_helpers import NO_SUCH_ID, eventually, fast_worker, make_app, running
+from api_helpers import NO_SUCH_ID, fast_worker, make_app, running
 
 from taskward.api import TaskwardAPI
 from taskward.app import App
 from taskward.errors import StoreError
 from taskward.stores.base import TaskRecord
 from taskward.stores.memory import MemoryStore
+from waiting import eventually
 
 SECRET = "/srv/secret/tasks.db: SELECT * FROM tasks"
 
@@ -121,7 +122,7 @@ async def test_metrics(worker_client: httpx.AsyncClient) -> None:
         failed = metric(text, "taskward_tasks_failed_total", task="boom") == 1
         return text if done and failed else None
 
-    text = await eventually(scraped)
+    text = await eventually(scraped, timeout=5.0)
     assert metric(text, "taskward_tasks_submitted_total", task="add") == 2
     assert metric(text, "taskward_tasks_submitted_total", task="boom") == 1
     assert metric(text, "taskward_task_run_seconds_count", task="add") == 2

@@ -6,10 +6,11 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import httpx
-from api_helpers import eventually, fast_worker, make_app
+from api_helpers import fast_worker, make_app
 from fastapi import FastAPI, Request
 
 from taskward.api import TaskwardAPI
+from waiting import eventually
 
 
 def host_app() -> tuple[FastAPI, TaskwardAPI, list[str]]:
@@ -50,7 +51,7 @@ async def test_mounted_api_runs_in_the_hosts_lifespan() -> None:
             body = (await client.get(location)).json()
             return body["result"] if body["status"] == "Completed" else None
 
-        assert await eventually(result) == 4
+        assert await eventually(result, timeout=5.0) == 4
         # The API's error bodies, without touching the host's handlers.
         bad = await client.post("/tasks/api/tasks", json={"priority": "high"})
         assert bad.status_code == 422

@@ -8,9 +8,9 @@ from typing import Any
 
 import httpx
 import pytest
-from api_helpers import eventually
 
 from taskward.app import App
+from waiting import eventually
 
 HOURLY = {"name": "hourly", "task": "add", "args": {"a": 2}, "cron": "0 * * * *"}
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import functools
+
 import httpx
 import pytest
-from api_helpers import NO_SUCH_ID, eventually, status_of
+from api_helpers import NO_SUCH_ID, status_of
 
 from taskward.api.schemas import TaskOut
 from taskward.app import App
+from waiting import eventually
 
 GET_FIELDS = {
     "id",
@@ -53,7 +56,7 @@ async def test_get_shows_the_task(client: httpx.AsyncClient) -> None:
 
 async def test_completed_task_has_result_and_times(worker_client: httpx.AsyncClient) -> None:
     task_id = await submit(worker_client, args={"a": 40, "b": 2})
-    await eventually(lambda: _is(worker_client, task_id, "Completed"))
+    await eventually(lambda: _is(worker_client, task_id, "Completed"), timeout=5.0)
     body = (await worker_client.get(f"/api/tasks/{task_id}")).json()
     assert body["result"] == 42
     assert body["attempts"] == 1
@@ -63,7 +66,7 @@ async def test_completed_task_has_result_and_times(worker_client: httpx.AsyncCli
 
 async def test_failed_task_shows_its_error(worker_client: httpx.AsyncClient) -> None:
     task_id = await submit(worker_client, task="boom", args={"message": "it broke"})
-    await eventually(lambda: _is(worker_client, task_id, "Failed"))
+    await eventually(lambda: _is(worker_client, task_id, "Failed"), timeout=5.0)
     body = (await worker_client.get(f"/api/tasks/{task_id}")).json()
     assert "it broke" in body["error"]
 
@@ -139,7 +142,7 @@ async def test_cancel_pending_is_immediate(client: httpx.AsyncClient) -> None:
 
 async def test_cancel_running_task(worker_client: httpx.AsyncClient) -> None:
     task_id = await submit(worker_client, task="hold", args={"seconds": 30})
-    await eventually(lambda: _is(worker_client, task_id, "Running"))
+    await eventually(lambda: _is(worker_client, task_id, "Running"), timeout=5.0)
     response = await worker_client.post(f"/api/tasks/{task_id}/cancel")
     assert response.status_code == 202
     await eventually(lambda: _is(worker_client, task_id, "Cancelled"), timeout=3)
@@ -147,7 +150,7 @@ async def test_cancel_running_task(worker_client: httpx.AsyncClient) -> None:
 
 async def test_cancel_of_a_finished_task_is_409(worker_client: httpx.AsyncClient) -> None:
     task_id = await submit(worker_client)
-    await eventually(lambda: _is(worker_client, task_id, "Completed"))
+    await eventually(lambda: _is(worker_client, task_id, "Completed"), timeout=5.0)
     response = await worker_client.post(f"/api/tasks/{task_id}/cancel")
     assert response.status_code == 409
     assert "Completed" in response.json()["detail"]
@@ -199,13 +202,13 @@ async def test_stats_show_the_in_process_worker_and_throughput(
 ) -> None:
     ids = [await submit(worker_client, args={"a": i}) for i in range(3)]
     for task_id in ids:
-        await eventually(lambda t=task_id: _is(worker_client, t, "Completed"))  # type: ignore[misc]
+        await eventually(functools.partial(_is, worker_client, task_id, "Completed"), timeout=5.0)
 
     async def counted() -> bool:
         stats = (await worker_client.get("/api/stats")).json()
         return bool(stats["throughput"]["completed_per_second"] * 60 >= 3)
 
-    await eventually(counted)
+    await eventually(counted, timeout=5.0)
     (worker,) = (await worker_client.get("/api/stats")).json()["workers"]
     assert worker["alive"] is True
     assert worker["concurrency"] == 4
@@ -231,7 +234,7 @@ async def test_stats_show_this_process_worker_slots_as_they_are_now(
     worker_client: httpx.AsyncClient,
 ) -> None:
     task_id = await submit(worker_client, task="hold", args={"seconds": 30})
-    await eventually(lambda: _is(worker_client, task_id, "Running"))
+    await eventually(lambda: _is(worker_client, task_id, "Running"), timeout=5.0)
     (worker,) = (await worker_client.get("/api/stats")).json()["workers"]
     assert worker["running"] == 1  # now, not as of its last beat
     await worker_client.post(f"/api/tasks/{task_id}/cancel")

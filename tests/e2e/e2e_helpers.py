@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
@@ -11,7 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ import httpx
 from taskward.app import App
 from taskward.models import TaskInfo
 from taskward.stores.base import NewTask
+from waiting import eventually, get
 
 APPS = Path(__file__).parent / "apps"
 
@@ -108,37 +108,9 @@ async def all_registered(app: App, workers: list[WorkerProc]) -> None:
     await eventually(registered, timeout=30, interval=0.2)
 
 
-async def eventually(
-    check: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05
-) -> Any:
-    """Poll ``check`` (sync or async) until it returns something truthy; fail after timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        await asyncio.sleep(interval)
-
-
 async def infos(app: App, ids: list[uuid.UUID | None]) -> list[TaskInfo]:
     """The current snapshot of each task, in order."""
-    out = []
-    for task_id in ids:
-        assert task_id is not None
-        info = await app.get(task_id)
-        assert info is not None
-        out.append(info)
-    return out
-
-
-async def get(app: App, task_id: uuid.UUID | None) -> TaskInfo:
-    """The task's snapshot; it must exist."""
-    [info] = await infos(app, [task_id])
-    return info
+    return [await get(app, task_id) for task_id in ids]
 
 
 #: The `taskward serve` command, as a user runs it.

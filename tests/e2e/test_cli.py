@@ -22,10 +22,11 @@ from typing import Any
 from uuid import UUID
 
 import pytest
-from e2e_helpers import APPS, Cluster, eventually, new_task
+from e2e_helpers import APPS, Cluster, new_task
 
 from taskward.app import App
 from taskward.models import Status
+from waiting import eventually
 
 pytestmark = [pytest.mark.slow]
 

@@ -21,10 +21,11 @@ from uuid import UUID
 
 import asyncpg
 import pytest
-from e2e_helpers import APPS, Cluster, all_registered, eventually, get, infos, new_task
+from e2e_helpers import APPS, Cluster, all_registered, infos, new_task
 
 from taskward.app import App
 from taskward.models import Status
+from waiting import eventually, get
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(90)]
 

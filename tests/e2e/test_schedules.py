@@ -21,10 +21,11 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from e2e_helpers import APPS, Cluster, WorkerProc, eventually
+from e2e_helpers import APPS, Cluster, WorkerProc
 
 from taskward.app import App
 from taskward.models import Status
+from waiting import eventually
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
 

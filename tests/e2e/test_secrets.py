@@ -20,6 +20,8 @@ import httpx
 import pytest
 from e2e_helpers import APPS, Server, start_serve
 
+from waiting import eventually
+
 pytestmark = [pytest.mark.slow]
 
 KEY = "sk-live-e2e-9d8c7b6a5f4e"
@@ -60,12 +62,13 @@ async def read_until_failed(lines: AsyncIterator[str], ids: set[str]) -> str:
 
 
 async def failed(client: httpx.AsyncClient, task_id: str) -> dict[str, Any]:
-    for _ in range(200):
+    """Poll the API until the task has failed; return what it shows."""
+
+    async def body_if_failed() -> dict[str, Any] | None:
         body: dict[str, Any] = (await client.get(f"/api/tasks/{task_id}")).json()
-        if body["status"] == "Failed":
-            return body
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"task {task_id} did not fail: {body}")
+        return body if body["status"] == "Failed" else None
+
+    return await eventually(body_if_failed, timeout=10.0, interval=0.05)
 
 
 def assert_hidden(text: str, *secrets: str) -> None:

@@ -19,6 +19,7 @@ from e2e_helpers import SERVE, Server, free_port, start_serve
 
 from taskward.app import App
 from taskward.models import Status
+from waiting import eventually
 
 pytestmark = [pytest.mark.slow]
 
@@ -43,13 +44,18 @@ async def client(server: Server) -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def wait_status(client: httpx.AsyncClient, task_id: str, status: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 10
-    while True:
+    """Poll the API until the task has ``status``; return what it shows."""
+    seen: list[str] = []
+
+    async def check() -> dict[str, Any] | None:
         body: dict[str, Any] = (await client.get(f"/api/tasks/{task_id}")).json()
-        if body["status"] == status:
-            return body
-        assert time.monotonic() < deadline, f"still {body['status']}, wanted {status}"
-        await asyncio.sleep(0.05)
+        seen.append(body["status"])
+        return body if body["status"] == status else None
+
+    try:
+        return await eventually(check, timeout=10.0, interval=0.05)
+    except AssertionError:
+        raise AssertionError(f"still {seen[-1]}, wanted {status}") from None
 
 
 async def test_submit_poll_batch_cancel_and_errors(

@@ -23,12 +23,13 @@ from urllib.parse import urlsplit, urlunsplit
 from uuid import UUID
 
 import pytest
-from e2e_helpers import Cluster, WorkerProc, all_registered, eventually, new_task
+from e2e_helpers import Cluster, WorkerProc, all_registered, new_task
 from tcp_proxy import PausableProxy
 
 from taskward.app import App
 from taskward.models import Status
 from taskward.stores.base import TaskRecord
+from waiting import eventually
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 

@@ -13,10 +13,11 @@ import signal
 import time
 
 import pytest
-from e2e_helpers import Cluster, all_registered, eventually, get, infos, new_task
+from e2e_helpers import Cluster, all_registered, infos, new_task
 
 from taskward.app import App
 from taskward.models import Status
+from waiting import eventually, get
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
 

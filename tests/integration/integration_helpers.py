@@ -1,14 +1,13 @@
-"""Helpers for the in-process worker tests: bounded waits, a worker runner, a fault injector."""
+"""Helpers for the in-process worker tests: a worker runner and a fault injector (the bounded
+waits are in tests/waiting.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import builtins
 import contextlib
-import inspect
-import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -65,49 +64,6 @@ def tid(info: TaskInfo) -> UUID:
     """A durable task's id (TaskInfo.id is optional because in-process tasks have none)."""
     assert info.id is not None
     return info.id
-
-
-async def eventually(
-    check: Callable[[], Awaitable[object]] | Callable[[], object],
-    timeout: float = 2.0,
-    interval: float = 0.01,
-) -> Any:
-    """Poll ``check`` (sync or async) until it returns something truthy; fail after timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if inspect.isawaitable(value):
-            value = await value
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        await asyncio.sleep(interval)
-
-
-async def get(app: App, task_id: UUID) -> TaskInfo:
-    """The task's current snapshot (it must exist)."""
-    info = await app.get(task_id)
-    assert info is not None, f"task {task_id} is gone"
-    return info
-
-
-async def wait_status(app: App, task_id: UUID, status: Status, timeout: float = 2.0) -> TaskInfo:
-    """Poll the store until the task has ``status``; return its snapshot."""
-
-    async def check() -> TaskInfo | None:
-        info = await get(app, task_id)
-        return info if info.status is status else None
-
-    try:
-        result: TaskInfo = await eventually(check, timeout)
-    except AssertionError:
-        now = await get(app, task_id)
-        raise AssertionError(
-            f"task {task_id} not {status} within {timeout}s: it is {now.status} "
-            f"(attempts={now.attempts}, error={now.error!r})"
-        ) from None
-    return result
 
 
 async def count(app: App, status: Status) -> int:

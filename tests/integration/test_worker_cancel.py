@@ -8,12 +8,13 @@ import threading
 import time
 
 import pytest
-from integration_helpers import eventually, fast_worker, get, running, tid, wait_status
+from integration_helpers import fast_worker, running, tid
 
 from taskward.app import App
 from taskward.errors import TaskCancelledError
 from taskward.models import Status
 from taskward.testing import drain
+from waiting import eventually, get, wait_status
 
 
 async def test_cancelling_a_pending_task_cancels_it_at_once(app: App) -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import pytest
-from integration_helpers import count, eventually, fast_worker, running, tid
+from integration_helpers import count, fast_worker, running, tid
 
 from taskward.app import App
 from taskward.errors import StoreError
@@ -16,12 +16,17 @@ from taskward.loading import parse_queues
 from taskward.models import Status
 from taskward.stores.base import TaskRecord
 from taskward.worker import Worker
+from waiting import eventually
 
 
 async def test_a_limited_queue_runs_at_most_its_limit_while_others_use_the_rest(
     app: App,
 ) -> None:
-    release = asyncio.Semaphore(0)
+    # Each run waits for its own gate: the test frees one slot at a time and looks at what
+    # the worker starts in it (no time window to "see nothing more happen").
+    sizes = {"reports": 3, "emails": 5}
+    gates = {(queue, i): asyncio.Event() for queue, n in sizes.items() for i in range(n)}
+    started: list[tuple[str, int]] = []
     active: collections.Counter[str] = collections.Counter()
     peak: collections.Counter[str] = collections.Counter()
 
@@ -34,67 +39,107 @@ async def test_a_limited_queue_runs_at_most_its_limit_while_others_use_the_rest(
         return await gated("emails", i)
 
     async def gated(queue: str, i: int) -> int:
+        started.append((queue, i))
         active[queue] += 1
         peak[queue] = max(peak[queue], active[queue])
         try:
-            await release.acquire()
+            await gates[queue, i].wait()
             return i
         finally:
             active[queue] -= 1
+
+    def running_now() -> tuple[int, int]:
+        return active["reports"], active["emails"]
 
     worker = fast_worker(
         app, queues=["reports", "emails"], queue_limits={"reports": 1}, concurrency=4
     )
     async with running(worker):
-        ids = [tid(await report.submit(i=i)) for i in range(3)]
-        ids += [tid(await email.submit(i=i)) for i in range(5)]
-
-        async def four_running() -> bool:
-            return await count(app, Status.RUNNING) == 4
-
+        ids = [tid(await report.submit(i=i)) for i in range(sizes["reports"])]
+        ids += [tid(await email.submit(i=i)) for i in range(sizes["emails"])]
         # One report (its limit) and three emails (the rest of the four slots).
-        await eventually(four_running)
-        for _ in range(5):  # several poll intervals later, still the same
-            await asyncio.sleep(0.03)
-            assert (active["reports"], active["emails"]) == (1, 3)
-        for _ in ids:
-            release.release()
+        await eventually(lambda: len(started) == 4)
+        assert running_now() == (1, 3)
+        # A freed email slot goes to an email, though the reports waiting are older.
+        gates[next(key for key in started if key[0] == "emails")].set()
+        await eventually(lambda: len(started) == 5)
+        assert started[4][0] == "emails"
+        assert running_now() == (1, 3)
+        # A freed report slot goes to the next report.
+        gates[next(key for key in started if key[0] == "reports")].set()
+        await eventually(lambda: len(started) == 6)
+        assert started[5][0] == "reports"
+        assert running_now() == (1, 3)
+        for gate in gates.values():
+            gate.set()
         for task_id in ids:
             await app.wait(task_id, timeout=5)
+    assert sorted(started) == sorted(gates)
     assert peak["reports"] == 1
     assert peak["emails"] == 3
     assert await count(app, Status.COMPLETED) == len(ids)
 
 
+class Gated:
+    """Runs of one queue that each wait for the test to open their gate, counted as they go."""
+
+    def __init__(self, n: int) -> None:
+        self.gates = [asyncio.Event() for _ in range(n)]
+        self.started: list[int] = []
+        self.active = 0
+        self.peak = 0
+
+    async def run(self, i: int) -> int:
+        self.started.append(i)
+        self.active += 1
+        self.peak = max(self.peak, self.active)
+        try:
+            await self.gates[i].wait()
+            return i
+        finally:
+            self.active -= 1
+
+    def started_at_least(self, n: int) -> Callable[[], bool]:
+        """A check for `eventually`: ``n`` runs have started."""
+        return lambda: len(self.started) >= n
+
+
 async def test_a_freed_slot_of_a_limited_queue_is_refilled_soon(app: App) -> None:
     # All four slots could run reports, but only two at a time may: each finished one is
-    # replaced without waiting for a store change (there is none) or a long poll.
+    # replaced without waiting for a store change (there is none) or the 5 s poll. Each
+    # wait below is bounded well under that poll interval.
+    runs = Gated(6)
+
     @app.task(queue="reports")
     async def report(i: int) -> int:
-        await asyncio.sleep(0.05)
-        return i
+        return await runs.run(i)
 
     worker = fast_worker(
         app, queues=["reports"], queue_limits={"reports": 2}, concurrency=4, poll_interval=5.0
     )
     async with running(worker):
         ids = [tid(await report.submit(i=i)) for i in range(6)]
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        for task_id in ids:
-            await app.wait(task_id, timeout=5)
-        elapsed = loop.time() - started
-    # Three rounds of two: about 0.15 s, far under one 5 s poll interval.
-    assert 0.14 <= elapsed < 2.0
+        await eventually(runs.started_at_least(2))
+        assert runs.active == 2
+        for n in range(4):  # each of the first four to end makes room for one more
+            runs.gates[runs.started[n]].set()
+            await eventually(runs.started_at_least(n + 3), timeout=2.0)
+            assert runs.active == 2
+        for gate in runs.gates:
+            gate.set()
+        assert [await app.wait(task_id, timeout=5) for task_id in ids] == list(range(6))
+    assert runs.peak == 2
 
 
 async def test_a_limited_queue_is_refilled_soon_while_another_queue_is_idle(app: App) -> None:
     # Here the claim loop has room (for emails) so it does not wait for a freed slot; it
-    # looks again after LIMITED_QUEUE_POLL rather than after the 5 s poll interval.
+    # looks again after LIMITED_QUEUE_POLL rather than after the 5 s poll interval: each
+    # wait below is bounded well under that interval.
+    runs = Gated(3)
+
     @app.task(queue="reports")
     async def report(i: int) -> int:
-        await asyncio.sleep(0.05)
-        return i
+        return await runs.run(i)
 
     worker = fast_worker(
         app,
@@ -105,12 +150,16 @@ async def test_a_limited_queue_is_refilled_soon_while_another_queue_is_idle(app:
     )
     async with running(worker):
         ids = [tid(await report.submit(i=i)) for i in range(3)]
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        for task_id in ids:
-            await app.wait(task_id, timeout=5)
-        elapsed = loop.time() - started
-    assert 0.14 <= elapsed < 2.0  # one at a time, each within a short look of the last
+        await eventually(runs.started_at_least(1))
+        assert runs.active == 1
+        for n in range(2):  # each of the first two to end makes room for the next
+            runs.gates[runs.started[n]].set()
+            await eventually(runs.started_at_least(n + 2), timeout=2.0)
+            assert runs.active == 1
+        runs.gates[runs.started[2]].set()
+        assert [await app.wait(task_id, timeout=5) for task_id in ids] == [0, 1, 2]
+    assert runs.peak == 1
+    assert runs.started == [0, 1, 2]  # one at a time, in the order submitted
 
 
 def test_queue_lists_read_with_their_limits() -> None:

@@ -8,16 +8,7 @@ import logging
 from uuid import UUID
 
 import pytest
-from integration_helpers import (
-    FaultyStore,
-    StoreFactory,
-    eventually,
-    fast_worker,
-    get,
-    running,
-    tid,
-    wait_status,
-)
+from integration_helpers import FaultyStore, StoreFactory, fast_worker, running, tid
 
 from taskward.app import App
 from taskward.errors import StoreError
@@ -25,6 +16,7 @@ from taskward.models import Status
 from taskward.stores.base import TaskRecord
 from taskward.testing import FakeClock
 from taskward.worker import Pruning
+from waiting import eventually, get, wait_status
 
 
 async def _hand_over(app: App, task_id: UUID) -> TaskRecord:

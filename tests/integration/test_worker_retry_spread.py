@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import bisect
 
-from integration_helpers import eventually, running
+from integration_helpers import running
 
 from taskward.app import App
 from taskward.models import Status
 from taskward.retry import Backoff
 from taskward.worker import Worker
+from waiting import eventually
 
 N = 200
 

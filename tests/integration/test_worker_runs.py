@@ -8,28 +8,21 @@ import itertools
 import json
 import threading
 import time
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 from uuid import uuid4
 
 import pytest
-from integration_helpers import (
-    StoreFactory,
-    count,
-    eventually,
-    fast_worker,
-    get,
-    running,
-    tid,
-    wait_status,
-)
+from integration_helpers import StoreFactory, count, fast_worker, running, tid
 
 import taskward
 from taskward.app import App
 from taskward.errors import TaskFailedError
 from taskward.models import Progress, Status
 from taskward.retry import Backoff
-from taskward.stores.base import NewTask
+from taskward.stores.base import NewTask, TaskRecord
 from taskward.testing import FakeClock, drain
+from waiting import eventually, get, wait_status
 
 
 async def test_a_task_runs_and_its_result_is_stored_as_json(app: App) -> None:
@@ -256,11 +249,11 @@ async def test_a_delayed_task_runs_at_its_time_and_not_before(app: App) -> None:
 
 async def test_claims_only_as_many_tasks_as_free_slots(app: App) -> None:
     release = asyncio.Semaphore(0)
-    active = peak = 0
+    active = peak = returned = 0
 
     @app.task
     async def gated(i: int) -> int:
-        nonlocal active, peak
+        nonlocal active, peak, returned
         active += 1
         peak = max(peak, active)
         try:
@@ -268,41 +261,48 @@ async def test_claims_only_as_many_tasks_as_free_slots(app: App) -> None:
             return i
         finally:
             active -= 1
+            returned += 1
 
+    # Tasks become Running only by a claim: the store is looked at right after each one (no
+    # sampling, no time window), and each claim is checked against the slots free then.
+    store = await app.connect()
+    real_claim = store.claim
     store_peak = 0
-    sampling = True
+    over_asked: list[tuple[int, int]] = []
 
-    async def sample() -> None:
+    async def claim_and_look(
+        worker_id: str, queues: Sequence[str] | None, limit: int, lease: float
+    ) -> list[TaskRecord]:
         nonlocal store_peak
-        while sampling:
-            store_peak = max(store_peak, await count(app, Status.RUNNING))
-            await asyncio.sleep(0.003)
+        if limit > 2 - active:
+            over_asked.append((limit, active))
+        got = await real_claim(worker_id, queues, limit, lease)
+        by_status = (await app.counts()).by_status()
+        # A run whose function has returned frees its slot at once, and stays Running in the
+        # store until its outcome is written, which the next claim may overlap: it does not
+        # count here. The others are the runs the worker holds or is starting.
+        unwritten = returned - by_status[Status.COMPLETED]
+        store_peak = max(store_peak, by_status[Status.RUNNING] - unwritten)
+        return got
 
-    sampler = asyncio.create_task(sample())
-    try:
-        async with running(fast_worker(app, concurrency=2)):
-            ids = [tid(await gated.submit(i=i)) for i in range(5)]
+    store.claim = claim_and_look  # type: ignore[method-assign]
 
-            async def running_now(n: int) -> bool:
-                return await count(app, Status.RUNNING) == n
+    def counts_are(running: int, completed: int) -> Callable[[], Awaitable[bool]]:
+        async def check() -> bool:
+            by_status = (await app.counts()).by_status()
+            return (by_status[Status.RUNNING], by_status[Status.COMPLETED]) == (running, completed)
 
-            await eventually(lambda: running_now(2))
-            # Several poll intervals later, still only two: the rest wait in the store.
-            for _ in range(5):
-                await asyncio.sleep(0.02)
-                assert await count(app, Status.RUNNING) == 2
-                assert await count(app, Status.PENDING) == 3
-            for done in range(1, 6):
-                release.release()
+        return check
 
-                async def completed(n: int = done) -> bool:
-                    return await count(app, Status.COMPLETED) == n
-
-                await eventually(completed)
-                await eventually(lambda left=5 - done: running_now(min(2, left)))
-    finally:
-        sampling = False
-        await sampler
+    async with running(fast_worker(app, concurrency=2)):
+        ids = [tid(await gated.submit(i=i)) for i in range(5)]
+        await eventually(counts_are(running=2, completed=0))
+        assert await count(app, Status.PENDING) == 3  # the rest wait in the store
+        for done in range(1, 6):
+            release.release()  # one run ends: one more is claimed, while any is left
+            await eventually(counts_are(running=min(2, 5 - done), completed=done))
+            assert await count(app, Status.PENDING) == max(0, 3 - done)
+    assert over_asked == []
     assert peak == 2
     assert store_peak == 2
     assert sorted([await app.wait(i, timeout=1) for i in ids]) == [0, 1, 2, 3, 4]

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from collections import Counter
 
-from integration_helpers import FaultyStore, StoreFactory, eventually, fast_worker, running
+from integration_helpers import FaultyStore, StoreFactory, fast_worker, running
 
 from taskward.app import App
 from taskward.models import Status
 from taskward.scheduler import Schedule
+from waiting import eventually
 
 EVERY = 0.2
 

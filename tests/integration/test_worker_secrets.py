@@ -14,13 +14,14 @@ from uuid import UUID
 
 import httpx
 import pytest
-from integration_helpers import fast_worker, running, tid, wait_status
+from integration_helpers import fast_worker, running, tid
 from pydantic import SecretStr
 
 from taskward.api import TaskwardAPI
 from taskward.app import App
 from taskward.models import Status, TaskInfo
 from taskward.retry import Backoff
+from waiting import wait_status
 
 KEY = "sk-live-7f3a9c2e41d8b6"
 PASSWORD = "correct-horse-battery"

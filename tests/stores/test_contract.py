@@ -683,11 +683,13 @@ async def test_wait_for_change_wakes_on_insert(store: Store) -> None:
 async def test_wait_for_change_wakes_on_cancel_request_and_retry(store: Store) -> None:
     [row] = await store.insert([new()])
     waiter = asyncio.create_task(store.wait_for_change(30))
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # let it start waiting
+    assert not waiter.done()
     await store.request_cancel(row.id)
     await asyncio.wait_for(waiter, 2)
     waiter = asyncio.create_task(store.wait_for_change(30))
     await asyncio.sleep(0)
+    assert not waiter.done()
     await store.retry(row.id)
     await asyncio.wait_for(waiter, 2)
 

@@ -28,8 +28,9 @@ from taskward.errors import (
 )
 from taskward.models import Status
 from taskward.stores.base import NewTask, TaskRecord
-from taskward.stores.postgres import SCHEMA_VERSION, PostgresStore
+from taskward.stores.postgres import CHANNEL, SCHEMA_VERSION, PostgresStore
 from taskward.stores.postgres.statements import Statement
+from waiting import eventually
 
 pytestmark = pytest.mark.postgres
 
@@ -53,23 +54,50 @@ async def connection(url: str) -> AsyncIterator[asyncpg.Connection[asyncpg.Recor
         await conn.close()
 
 
-async def eventually(check: Callable[[], Any], timeout: float = 5.0) -> Any:
-    """Poll ``check`` (a coroutine function) until it returns something truthy."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)
-
-
 async def woken(store: PostgresStore, timeout: float = 30.0) -> asyncio.Task[None]:
     """A task waiting for the store's next change, with its listener already connected."""
     waiter = asyncio.create_task(store.wait_for_change(timeout))
-    await asyncio.sleep(0.2)  # time to connect and LISTEN
+    async with connection(store.url) as admin:
+
+        async def listening() -> bool:
+            # The store's LISTEN connection, seen from the server once its LISTEN is done
+            # (the store is the only one that listens on its database in these tests). Its
+            # last statement is the LISTEN, or the `SELECT 1` it sends after 10 s of quiet.
+            sessions: int = await admin.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND pid <> pg_backend_pid() AND state = 'idle' AND query IN ($1, 'SELECT 1')",
+                f'LISTEN "{CHANNEL}"',
+            )
+            return sessions > 0
+
+        await eventually(listening, timeout=5.0)
     assert not waiter.done()
     return waiter
+
+
+#: A channel of the test's own, to mark a point in the order of notifications.
+_MARK = "taskward_test_mark"
+
+
+async def notified_so_far(probe: asyncpg.Connection[asyncpg.Record], heard: list[str]) -> list[str]:
+    """What ``probe`` (listening on the store's channel into ``heard``) was sent by every
+    NOTIFY committed before now.
+
+    PostgreSQL delivers notifications in commit order: once the probe receives a mark it
+    sends itself now, it has received all that came before it (no time window to wait out).
+    """
+    marked = asyncio.Event()
+
+    def mark(*_: object) -> None:
+        marked.set()
+
+    await probe.add_listener(_MARK, mark)
+    try:
+        await probe.execute(f"NOTIFY {_MARK}")
+        await asyncio.wait_for(marked.wait(), 2)
+    finally:
+        await probe.remove_listener(_MARK, mark)
+    return list(heard)
 
 
 # -- schema ----------------------------------------------------------------------------------
@@ -278,8 +306,15 @@ async def test_concurrent_large_inserts_get_distinct_ascending_seqs(pg_url: str)
 
 
 async def test_a_task_submitted_in_a_transaction_exists_only_if_it_commits(pg_url: str) -> None:
-    async with opened(pg_url) as store, opened(pg_url) as watcher, connection(pg_url) as conn:
+    async with (
+        opened(pg_url) as store,
+        opened(pg_url) as watcher,
+        connection(pg_url) as conn,
+        connection(pg_url) as probe,
+    ):
         waiter = await woken(watcher)
+        heard: list[str] = []
+        await probe.add_listener(CHANNEL, lambda *_: heard.append("change"))
         tr = conn.transaction()
         await tr.start()
         [rolled] = await store.insert([new("mine")], connection=conn)
@@ -290,8 +325,9 @@ async def test_a_task_submitted_in_a_transaction_exists_only_if_it_commits(pg_ur
         async with conn.transaction():
             [kept] = await store.insert([new("mine")], connection=conn)
             assert await store.get(kept.id) is None  # not committed yet: nobody sees it
-            await asyncio.sleep(0.2)
-            assert not waiter.done()  # NOTIFY is delivered at commit, not before
+            # NOTIFY is delivered at commit, not before: none of the two inserts sent one yet.
+            assert await notified_so_far(probe, heard) == []
+            assert not waiter.done()
         await asyncio.wait_for(waiter, 2)
         got = await store.get(kept.id)
         assert got is not None
@@ -385,7 +421,16 @@ async def test_statements_share_the_held_connection_and_the_pool(pg_url: str) ->
         slow = asyncio.create_task(
             store._runner.execute(Statement("SELECT pg_sleep(5)", read=True))
         )
-        await asyncio.sleep(0.2)
+        async with connection(pg_url) as admin:
+
+            async def sleeping() -> bool:  # the statement is running on the server
+                sessions: int = await admin.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND state = 'active' AND query = 'SELECT pg_sleep(5)'"
+                )
+                return sessions > 0
+
+            await eventually(sleeping, timeout=5.0)
         slow.cancel()
         with pytest.raises(asyncio.CancelledError):
             await slow
@@ -398,7 +443,7 @@ async def test_statements_share_the_held_connection_and_the_pool(pg_url: str) ->
         async def closed() -> bool:
             return held.is_closed()
 
-        await eventually(closed)
+        await eventually(closed, timeout=5.0)
 
 
 async def test_a_held_statement_that_outlasts_the_command_timeout_fails(pg_url: str) -> None:
@@ -436,27 +481,33 @@ async def test_the_maintenance_role_passes_on_on_the_database_clock(pg_url: str)
         # A killed session neither frees the role nor keeps it: only its lease counts.
         await terminate_all(pg_url)
         assert not await lead_through_outage(second, "second", 0.5)
-        await asyncio.sleep(0.6)
-        assert await lead_through_outage(second, "second", 30)
+
+        async def second_leads() -> bool:
+            return await lead_through_outage(second, "second", 30)
+
+        await eventually(second_leads, timeout=0.6)  # the first's 0.5 s have run out by then
         assert not await lead_through_outage(first, "first", 30)
 
 
 async def lead_through_outage(store: PostgresStore, holder: str, ttl: float) -> bool:
     """`lead`, tried again while the store reconnects after its sessions were killed."""
-    for _ in range(20):
+
+    async def answer() -> tuple[bool] | None:
         try:
-            return await store.lead(holder, ttl)
+            return (await store.lead(holder, ttl),)
         except StoreError:
-            await asyncio.sleep(0.05)
-    raise AssertionError("the store did not reconnect")
+            return None  # not reconnected yet
+
+    [led] = await eventually(answer, timeout=1.0, interval=0.05)
+    return led
 
 
 async def test_an_expired_lease_is_rescued_on_the_database_clock(pg_url: str) -> None:
     async with opened(pg_url) as store:
         [row] = await store.insert([new()])
         [claimed] = await store.claim("w", None, 1, 0.05)
-        await asyncio.sleep(0.1)
-        [rescued] = await store.rescue()
+        # Nothing to rescue until the lease has run out on the database's clock.
+        [rescued] = await eventually(store.rescue, timeout=0.1)
         assert (rescued.id, rescued.status) == (row.id, Status.PENDING)
         assert await store.claim("w", None, 1, 30.0) != []
         assert isinstance(claimed.id, UUID)

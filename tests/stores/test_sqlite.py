@@ -186,7 +186,9 @@ async def test_writes_that_queue_up_share_a_transaction_but_fail_alone(db: Path)
             *(store.insert([new(f"m{i}")]) for i in range(10)),
             return_exceptions=True,
         )
-        await asyncio.sleep(0.05)
+        # One loop step, not a timed wait: in its first step each write tries the loop's
+        # connection, finds the lock taken, and queues for the store thread.
+        await asyncio.sleep(0)
         raw.execute("COMMIT")
         raw.close()
         results = await asyncio.wait_for(writes, 10)

@@ -128,8 +128,35 @@ async def test_progress_from_a_sync_task_reaches_listeners_on_the_event_loop_thr
     assert calls[0][0] == 1
 
 
-def test_progress_outside_a_task_is_a_no_op() -> None:
-    taskward.progress(1, 2, "nobody listens")  # no error, nothing to update
+async def test_progress_outside_a_task_is_a_no_op() -> None:
+    # Called by code that is not a task (here, while a task runs), it returns without an
+    # error and reaches no task: neither the running one's info nor any listener.
+    started = asyncio.Event()
+    release = asyncio.Event()
+    seen: list[TaskInfo] = []
+
+    async def work() -> None:
+        started.set()
+        await release.wait()
+
+    async with TaskManager() as tm:
+        tm.add_listener(seen.append)
+        await tm.submit("w", work)
+        await within(started.wait())
+        assert taskward.current_task() is None  # the test itself is outside any task
+        heard = len(seen)
+        taskward.progress(1, 2, "nobody listens")
+        await within(asyncio.to_thread(taskward.progress, 2, 2, "nor from a thread"))
+        running = tm.status("w")
+        assert running is not None
+        assert (running.status, running.progress) == (Status.RUNNING, None)
+        assert seen[heard:] == []
+        release.set()
+        await within(tm.wait("w"))
+        done = tm.status("w")
+        assert done is not None
+        assert (done.status, done.progress) == (Status.COMPLETED, None)
+    assert all(info.progress is None for info in seen)
 
 
 async def test_progress_with_no_listener_still_updates_the_info() -> None:

@@ -193,8 +193,11 @@ async def test_an_every_task_holds_a_slot_of_a_bounded_manager() -> None:
         tm.every(TICK, "tick", counter.tick)
         await within(counter.reached.wait())
         await tm.submit("other", other)
-        for _ in range(5):
-            await asyncio.sleep(0)  # loop rounds, to show "other" stays Pending
+        # Three more runs, so the periodic task has been between runs since "other" came:
+        # it keeps its slot there too, and "other" stays Pending.
+        counter.target = counter.runs + 3
+        counter.reached.clear()
+        await within(counter.reached.wait())
         info = tm.status("other")
         assert info is not None
         assert info.status is Status.PENDING
