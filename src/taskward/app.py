@@ -63,7 +63,7 @@ from taskward.models import (
 )
 from taskward.options import SubmitKeywords, SubmitOptions, check_text, submit_options
 from taskward.redact import Secrets, redact_args
-from taskward.retry import Backoff
+from taskward.retry import Backoff, retry_delay
 from taskward.scheduler import Schedule, ScheduleInfo, schedule_info
 from taskward.stores import open_store, redact_url
 from taskward.stores.base import Counts, NewTask, Store, TaskRecord, TransactionalStore
@@ -709,7 +709,7 @@ class App:
         if timeout is not None and (_is_bad_timeout(timeout)):
             raise InvalidArgumentsError(f"timeout must be a number >= 0 or None, got {timeout!r}")
         deadline = None if timeout is None else time.monotonic() + timeout
-        interval = _POLL_FIRST
+        polls = 0
         while True:
             store = await self._ready()
             row = await store.get(uid)
@@ -721,7 +721,8 @@ class App:
                 raise TaskFailedError(row.error or f"task {uid} failed")
             if row.status is Status.CANCELLED:
                 raise TaskCancelledError(f"task {uid} was cancelled")
-            pause = interval
+            polls += 1
+            pause = retry_delay(polls, first=_POLL_FIRST, cap=_POLL_MAX)
             if deadline is not None:
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -734,7 +735,6 @@ class App:
             if time.monotonic() - started < _POLL_FIRST:
                 # A closed or very busy store returns at once: do not spin on it.
                 await asyncio.sleep(min(pause, _POLL_FIRST))
-            interval = min(interval * 2, _POLL_MAX)
 
 
 def _is_bad_timeout(timeout: object) -> bool:

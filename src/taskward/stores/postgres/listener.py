@@ -14,6 +14,7 @@ import contextlib
 import logging
 
 from taskward.errors import StoreError
+from taskward.retry import retry_delay
 from taskward.stores.base import ChangeSignal
 from taskward.stores.postgres.runner import DB_ERRORS, Runner, close_conn
 
@@ -54,15 +55,15 @@ class Listener:
     async def _listen(self) -> None:
         """Keep a LISTEN connection up while the store is open; reconnect with backoff."""
         runner = self._runner
-        delay = 0.1
+        failures = 0
         reconnect = False
         while runner.pool is not None:
             try:
                 conn = await runner.connect()
             except StoreError as e:
                 logger.warning("%s: cannot listen for changes (%s)", runner.where, e)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                failures += 1
+                await asyncio.sleep(retry_delay(failures, first=0.1, cap=5.0))
                 continue
             lost = asyncio.Event()
             conn.add_termination_listener(lambda _, lost=lost: lost.set())
@@ -72,7 +73,7 @@ class Listener:
                     # Changes made while nobody listened are not lost: waiters look again.
                     self._change.notify()
                 reconnect = True
-                delay = 0.1
+                failures = 0
                 while not lost.is_set():
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(lost.wait(), _PING_EVERY)
@@ -80,8 +81,8 @@ class Listener:
                         await conn.fetchval("SELECT 1")  # notices a silently dead peer
             except DB_ERRORS as e:
                 logger.warning("%s: the LISTEN connection failed (%s)", runner.where, e)
-                await asyncio.sleep(delay)  # a connection that fails at once must not spin
-                delay = min(delay * 2, 5.0)
+                failures += 1  # a connection that fails at once must not spin
+                await asyncio.sleep(retry_delay(failures, first=0.1, cap=5.0))
             finally:
                 await close_conn(conn)
 
