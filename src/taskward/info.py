@@ -58,6 +58,31 @@ def task_info(record: TaskRecord, times: dict[float, datetime] | None = None) ->
     ok, args = _decode(record.args)
     if not ok or not isinstance(args, dict):
         args = None
+    created_ts, run_ts = record.created_at, record.run_at
+    created_at = None if times is None else times.get(created_ts)
+    if created_at is None:
+        created_at = datetime.fromtimestamp(created_ts, UTC)
+        if times is not None:
+            times[created_ts] = created_at
+    run_at = created_at if run_ts == created_ts else datetime.fromtimestamp(run_ts, UTC)
+    started, finished = record.started_at, record.finished_at
+    if started is None and finished is None and record.error is None:
+        # Never started nor ended (every task just submitted): no outcome, progress or run
+        # times to read. Left out, the fields keep their defaults, about 1 us a row cheaper (a bulk
+        # submit of 100,000 builds one for each).
+        return _new_info(
+            id=record.id,
+            name=record.name,
+            task=record.task,
+            status=record.status,
+            args=args,
+            priority=record.priority,
+            queue=record.queue,
+            attempts=record.attempts,
+            max_attempts=record.max_attempts,
+            created_at=created_at,
+            run_at=run_at,
+        )
     result = None if record.result is None else _decode(record.result)[1]
     progress = None
     if record.progress is not None:  # most rows have none: nothing to decode
@@ -70,14 +95,6 @@ def task_info(record: TaskRecord, times: dict[float, datetime] | None = None) ->
                 total=_number(total),
                 message=message if isinstance(message, str) else None,
             )
-    created_ts, run_ts = record.created_at, record.run_at
-    created_at = None if times is None else times.get(created_ts)
-    if created_at is None:
-        created_at = datetime.fromtimestamp(created_ts, UTC)
-        if times is not None:
-            times[created_ts] = created_at
-    run_at = created_at if run_ts == created_ts else datetime.fromtimestamp(run_ts, UTC)
-    started, finished = record.started_at, record.finished_at
     return _new_info(
         id=record.id,
         name=record.name,
