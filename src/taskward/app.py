@@ -32,19 +32,18 @@ from __future__ import annotations
 import asyncio
 import atexit
 import builtins
-import contextlib
-import functools
 import inspect
 import json
 import os
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterable, Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, Unpack, overload
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, Unpack, overload
 from uuid import UUID
 
+from taskward.app_schedules import AppSchedules
 from taskward.errors import (
     ClosedError,
     ConfigurationError,
@@ -52,9 +51,10 @@ from taskward.errors import (
     TaskCancelledError,
     TaskFailedError,
     TaskTimeoutError,
-    UnknownScheduleError,
     UnknownTaskError,
 )
+from taskward.homeloop import on_home_loop as _on_home_loop
+from taskward.homeloop import replace_store as _replace_store
 from taskward.info import parse_task_id, task_info
 from taskward.models import (
     Status,
@@ -64,7 +64,7 @@ from taskward.models import (
 from taskward.options import SubmitKeywords, SubmitOptions, check_text, submit_options
 from taskward.redact import Secrets, redact_args
 from taskward.retry import Backoff, retry_delay
-from taskward.scheduler import Schedule, ScheduleInfo, schedule_info
+from taskward.scheduler import Schedule
 from taskward.stores import open_store, redact_url
 from taskward.stores.base import Counts, NewTask, Store, TaskRecord, TransactionalStore
 from taskward.tasks import TaskFunction
@@ -85,30 +85,6 @@ T = TypeVar("T")
 # quickly at first (short tasks) and then at most five times a second.
 _POLL_FIRST = 0.005
 _POLL_MAX = 0.2
-
-
-def _on_home_loop(
-    method: Callable[Concatenate[App, P], Coroutine[Any, Any, T]],
-) -> Callable[Concatenate[App, P], Coroutine[Any, Any, T]]:
-    """Run an App coroutine method on the app's home loop when that loop runs elsewhere."""
-
-    async def run(self: App, /, *args: P.args, **kwargs: P.kwargs) -> T:
-        home = self._home
-        if home is not None and home is not asyncio.get_running_loop() and home.is_running():
-            future = asyncio.run_coroutine_threadsafe(method(self, *args, **kwargs), home)
-            return await asyncio.wrap_future(future)
-        return await method(self, *args, **kwargs)
-
-    functools.update_wrapper(run, method)
-    return run
-
-
-async def _replace_store(stale: Store | None, store: Store) -> None:
-    """Open ``store``, after closing ``stale`` as well as a dead loop's store can be closed."""
-    if stale is not None:
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(stale.close(), 1.0)
-    await store.open()
 
 
 def _hide_secret_defaults(schema: dict[str, Any], secrets: Secrets) -> dict[str, Any]:
@@ -138,7 +114,7 @@ def _statuses(status: Status | str | Iterable[Status | str] | None) -> builtins.
     return out
 
 
-class App:
+class App(AppSchedules):
     """Task functions, and the store their tasks live in."""
 
     def __init__(
@@ -287,130 +263,6 @@ class App:
         """A validated `NewTask` for the task function named ``task`` (None: the default);
         options as one `SubmitOptions` or as keywords."""
         return self.get_task(task).prepare_args(args, options, **keywords)
-
-    # -- schedules declared in code ------------------------------------------------------
-
-    def schedule(
-        self,
-        name: str,
-        task: TaskFunction[Any, Any] | str,
-        *,
-        every: float | timedelta | None = None,
-        cron: str | None = None,
-        args: Mapping[str, Any] | None = None,
-        timezone: str = "UTC",
-        catch_up: bool = False,
-        max_instances: int = 1,
-    ) -> Schedule:
-        """Declare a durable schedule: submit ``task`` with ``args`` on every tick.
-
-        ``every`` (seconds or a timedelta, ticks aligned to the Unix epoch) or ``cron`` (five
-        fields, read in ``timezone``). Workers store it at start (keeping its last tick across
-        restarts), and whichever process leads maintenance submits each tick once, as a task
-        named ``<name>@<tick time>``. A bad schedule raises `ConfigurationError` here.
-        """
-        given: object = task  # the annotation is not checked at run time
-        if not isinstance(given, TaskFunction | str):
-            # A plain function: the usual slip is a missing @app.task on it.
-            what = getattr(given, "__qualname__", None) if callable(given) else None
-            raise ConfigurationError(
-                f"schedule {name!r}: {what}() is not a task function: decorate it with"
-                " @app.task (a schedule submits a task of it on every tick)"
-                if what
-                else f"schedule {name!r}: give a task function (@app.task) or its name,"
-                f" not {given!r}"
-            )
-        try:
-            sched = Schedule(
-                name=name,
-                task=task.name if isinstance(task, TaskFunction) else task,
-                args=dict(args or {}),
-                every=every,  # type: ignore[arg-type]  # a timedelta is converted
-                cron=cron,
-                timezone=timezone,
-                catch_up=catch_up,
-                max_instances=max_instances,
-            )
-            self.check_schedule(sched)
-        except (InvalidArgumentsError, UnknownTaskError) as exc:
-            raise ConfigurationError(f"schedule {name!r}: {exc}") from None
-        if name in self._schedules:
-            raise ConfigurationError(f"a schedule named {name!r} is already declared")
-        self._schedules[name] = sched
-        return sched
-
-    @property
-    def schedules(self) -> Mapping[str, Schedule]:
-        """The schedules declared in code, by name (read-only)."""
-        return MappingProxyType(self._schedules)
-
-    def check_schedule(self, schedule: Schedule) -> None:
-        """Raise `UnknownTaskError` or `InvalidArgumentsError` unless this app can fire it."""
-        check_text("schedule name", schedule.name, field="name")
-        self.get_task(schedule.task).prepare_args(dict(schedule.args))
-
-    async def store_schedules(self) -> None:
-        """Put the code-declared schedules in the store (their last ticks are kept)."""
-        store = await self._ready()
-        for sched in self._schedules.values():
-            await store.put_schedule(sched.name, sched.definition(), replace=True)
-
-    # -- schedules in the store ---------------------------------------------------------
-
-    async def _schedule_info(self, name: str, record: Any) -> ScheduleInfo:
-        if record is None:
-            raise UnknownScheduleError(f"no schedule named {name!r}")
-        store = await self._ready()
-        return schedule_info(record, await store.now())
-
-    @_on_home_loop
-    async def add_schedule(self, schedule: Schedule, *, replace: bool = False) -> ScheduleInfo:
-        """Store a schedule (`DuplicateNameError` if the name is taken, unless ``replace``)."""
-        self.check_schedule(schedule)
-        store = await self._ready()
-        record = await store.put_schedule(schedule.name, schedule.definition(), replace=replace)
-        return await self._schedule_info(schedule.name, record)
-
-    @_on_home_loop
-    async def get_schedule(self, name: str) -> ScheduleInfo | None:
-        """The stored schedule of this name, or None."""
-        check_text("schedule name", name, field="name")
-        record = await (await self._ready()).get_schedule(name)
-        return None if record is None else await self._schedule_info(name, record)
-
-    @_on_home_loop
-    async def list_schedules(self) -> builtins.list[ScheduleInfo]:
-        """Every stored schedule, by name (one whose row is corrupt is left out)."""
-        store = await self._ready()
-        now = await store.now()
-        out = []
-        for record in await store.list_schedules():
-            try:
-                out.append(schedule_info(record, now))
-            except InvalidArgumentsError:
-                continue
-        return out
-
-    @_on_home_loop
-    async def remove_schedule(self, name: str) -> None:
-        """Delete a stored schedule (its tasks stay); `UnknownScheduleError` if none."""
-        check_text("schedule name", name, field="name")
-        if not await (await self._ready()).delete_schedule(name):
-            raise UnknownScheduleError(f"no schedule named {name!r}")
-
-    @_on_home_loop
-    async def pause_schedule(self, name: str) -> ScheduleInfo:
-        """Stop firing a schedule until `resume_schedule`."""
-        check_text("schedule name", name, field="name")
-        record = await (await self._ready()).set_schedule_paused(name, True)
-        return await self._schedule_info(name, record)
-
-    @_on_home_loop
-    async def resume_schedule(self, name: str) -> ScheduleInfo:
-        """Fire a paused schedule again, from its next tick (missed ticks are skipped)."""
-        check_text("schedule name", name, field="name")
-        record = await (await self._ready()).set_schedule_paused(name, False)
-        return await self._schedule_info(name, record)
 
     # -- lifecycle ----------------------------------------------------------------------
 
