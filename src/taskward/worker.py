@@ -19,6 +19,7 @@ import os
 import socket
 import time
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
@@ -35,6 +36,7 @@ from taskward.leases import RunWatch
 from taskward.maintenance import Pruning, run_maintenance, run_schedules
 from taskward.manager import Retention, TaskManager
 from taskward.models import Status
+from taskward.queue_limits import Ask, check_queue_limits, plan_claims
 from taskward.retry import retry_delay
 from taskward.stores import redact_url
 from taskward.stores.base import Outcome, Store, TaskRecord
@@ -91,7 +93,7 @@ class Worker:
         self.app = app
         self.queues = queues or None
         self.concurrency = concurrency
-        self.queue_limits = _check_queue_limits(self.queues, queue_limits)
+        self.queue_limits = check_queue_limits(self.queues, queue_limits)
         self.lease = lease
         self.grace = grace
         self.poll_interval = poll_interval
@@ -264,39 +266,17 @@ class Worker:
             wait = min(wait, max(due[0] - time.monotonic(), 0.0))
         return wait
 
-    def _asks(self) -> tuple[list[tuple[list[str] | None, int]], bool]:
-        """The claims to make now, (queues, how many), within the free slots and the limits;
-        and whether a queue is at its own limit.
-
-        Queues with a limit of their own come first (each claimed on its own, up to its free
-        slots), then the others together, with what is left.
-        """
+    def _asks(self) -> tuple[list[Ask], bool]:
+        """The claims to make now within the free slots and the per-queue limits."""
         free = self.concurrency - self._busy()
         if free <= 0:
             return [], False
         if not self.queue_limits:
             return [(self.queues, free)], False
-        running: dict[str, int] = {}
-        for run in self._runs.values():
-            if not run.writing:
-                queue = run.record.queue
-                running[queue] = running.get(queue, 0) + 1
-        asks: list[tuple[list[str] | None, int]] = []
-        at_limit = False
-        for queue, limit in self.queue_limits.items():
-            room = limit - running.get(queue, 0)
-            at_limit = at_limit or room <= 0
-            if room > 0 and free > 0:
-                asks.append(([queue], min(free, room)))
-                free -= min(free, room)
-        others = [q for q in self.queues or () if q not in self.queue_limits]
-        if others and free > 0:
-            asks.append((others, free))
-        return asks, at_limit
+        running = Counter(run.record.queue for run in self._runs.values() if not run.writing)
+        return plan_claims(free, self.queues, self.queue_limits, running)
 
-    async def _claim(
-        self, asks: list[tuple[list[str] | None, int]]
-    ) -> tuple[list[TaskRecord], bool, Exception | None]:
+    async def _claim(self, asks: list[Ask]) -> tuple[list[TaskRecord], bool, Exception | None]:
         """Make the claims: what they got, whether one got all it asked for (more may be
         due), and the error that stopped them, if one did."""
         claimed: list[TaskRecord] = []
@@ -533,24 +513,3 @@ class Worker:
             "concurrency": self.concurrency,
             "running": len(self._runs),
         }
-
-
-def _check_queue_limits(
-    queues: list[str] | None, limits: Mapping[str, int] | None
-) -> dict[str, int]:
-    """The per-queue limits, checked: each names a served queue and is a positive int."""
-    if not limits:
-        return {}
-    if queues is None:
-        raise ValueError(
-            "per-queue limits need the queues listed: a worker that serves every queue"
-            " cannot leave the limited ones out of its other claims"
-        )
-    out: dict[str, int] = {}
-    for queue, limit in limits.items():
-        if queue not in queues:
-            raise ValueError(f"queue {queue!r} has a limit but is not among the served {queues}")
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise ValueError(f"the limit of queue {queue!r} must be an integer >= 1, not {limit!r}")
-        out[queue] = limit
-    return out
