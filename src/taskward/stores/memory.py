@@ -4,14 +4,11 @@ Everything lives in Python structures owned by one event loop. No method awaits 
 changes state, so each call is atomic with respect to every other coroutine: that is what
 makes claims exclusive here, as a transaction does in SQL.
 
-Claims are served from one heap per queue keyed by (priority, run_at, seq) plus one heap of
-delayed tasks keyed by run_at, so a claim costs O(log n) however many tasks wait. Heap entries
-carry a generation number; an entry whose task has since moved is skipped when it surfaces.
-
 What a claim, finish, requeue, cancel, retry, rescue or schedule change does to a row is
 decided by `taskward.stores.rules`, as in the SQL stores: each method here finds the row,
-asks the rule and puts the answer, so every store answers the contract suite the same way.
-What stays here is storage: the heaps and indexes, and which of them holds a row.
+asks the rule and puts the answer (`_put`), so every store answers the contract suite the
+same way. The rows and their indexes (a heap per queue, so a claim costs O(log n)) are kept
+by `taskward.stores.memory_index`; the schedule methods are `taskward.stores.memory_schedules`.
 """
 
 from __future__ import annotations
@@ -19,13 +16,12 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import heapq
-import itertools
 import time
 from collections.abc import Callable, Mapping, Sequence
 from uuid import UUID
 
 from taskward.errors import StoreError
-from taskward.models import ACTIVE, FINISHED, Status
+from taskward.models import Status
 from taskward.stores.base import (
     ChangeSignal,
     Counts,
@@ -36,13 +32,13 @@ from taskward.stores.base import (
     TaskRecord,
     WorkerRecord,
 )
+from taskward.stores.memory_index import FinishedEntry, MemoryIndex, ReadyEntry
 from taskward.stores.memory_schedules import MemorySchedules
 from taskward.stores.rules import (
     awaits_cancel,
     cancel_changes,
     check_batch_names,
     check_limit,
-    claimable,
     claimed_changes,
     decode_cursor,
     duplicate_name_error,
@@ -62,35 +58,16 @@ from taskward.stores.rules import (
 
 __all__ = ["MemoryStore"]
 
-# A heap entry: (priority, run_at, seq, generation, id). seq is unique per task and the
-# generation unique per entry, so comparison never reaches the UUID.
-_Ready = tuple[int, float, int, int, UUID]
-_Delayed = tuple[float, int, int, UUID]
-_Finished = tuple[float, int, UUID]
 
-
-class MemoryStore(MemorySchedules):
+class MemoryStore(MemoryIndex, MemorySchedules):
     """A `Store` in this process's memory: fast, exact, gone when the process ends."""
 
     url: str = "memory://"
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
-        self._rows: dict[UUID, TaskRecord] = {}
-        self._by_seq: dict[int, UUID] = {}
-        self._seqs: list[int] = []  # ascending; may hold deleted seqs until the next prune
+        super().__init__()
         self._next_seq = 1
-        self._active_names: dict[str, UUID] = {}
-        self._named: dict[str, list[UUID]] = {}  # every task with a name, in seq order
-        self._running: set[UUID] = set()
-        # Finished tasks by status, oldest first: (finished_at, seq, id), stale entries skipped.
-        self._finished: dict[Status, list[_Finished]] = {s: [] for s in FINISHED}
-        self._holes = 0  # deleted seqs still in _seqs
-        self._counts: dict[str, dict[Status, int]] = {}
-        self._ready: dict[str, list[_Ready]] = {}
-        self._delayed: list[_Delayed] = []
-        self._generation: dict[UUID, int] = {}  # the live heap entry of each Pending task
-        self._gen = itertools.count(1)
         self._change = ChangeSignal()
         self._closed = False
         self._workers: dict[str, WorkerRecord] = {}
@@ -150,7 +127,7 @@ class MemoryStore(MemorySchedules):
         heaps = [self._ready[q] for q in names if q in self._ready]
         out: list[TaskRecord] = []
         while len(out) < limit:
-            best: list[_Ready] | None = None
+            best: list[ReadyEntry] | None = None
             for heap in heaps:
                 self._settle(heap, now)
                 if heap and (best is None or heap[0] < best[0]):
@@ -301,7 +278,7 @@ class MemoryStore(MemorySchedules):
         deleted = 0
         while deleted < limit:
             # The oldest prunable task is at the top of one of the per-status heaps.
-            best: list[_Finished] | None = None
+            best: list[FinishedEntry] | None = None
             for status, cutoff in cutoffs.items():
                 heap = self._finished[status]
                 while heap and not self._is_finished(heap[0], status):
@@ -388,97 +365,6 @@ class MemoryStore(MemorySchedules):
         if row is None or not holds_lease(row, token):
             return None
         return row
-
-    def _put(self, old: TaskRecord | None, new: TaskRecord | None) -> None:
-        """Replace ``old`` by ``new`` (either may be None) and keep every index in step.
-
-        Which index holds a row follows from its status, as SQLite's partial indexes do:
-        storage, not a state rule (those come from `taskward.stores.rules`)."""
-        if old is not None:
-            per = self._counts[old.queue]
-            per[old.status] -= 1
-            if not per[old.status]:
-                del per[old.status]
-            if old.status in ACTIVE and old.name is not None:
-                del self._active_names[old.name]
-            self._running.discard(old.id)
-            if old.status is Status.PENDING and (new is None or new.status is not Status.PENDING):
-                del self._generation[old.id]
-        if new is None:
-            return
-        self._rows[new.id] = new
-        per = self._counts.setdefault(new.queue, {})
-        per[new.status] = per.get(new.status, 0) + 1
-        if new.status in ACTIVE and new.name is not None:
-            self._active_names[new.name] = new.id
-        if new.status is Status.RUNNING:
-            self._running.add(new.id)
-        elif new.status in FINISHED:
-            assert new.finished_at is not None
-            heapq.heappush(self._finished[new.status], (new.finished_at, new.seq, new.id))
-        elif new.status is Status.PENDING and (
-            old is None or old.status is not Status.PENDING or old.run_at != new.run_at
-        ):
-            self._schedule(new)
-
-    def _is_finished(self, entry: _Finished, status: Status) -> bool:
-        row = self._rows.get(entry[2])
-        return row is not None and row.status is status and row.finished_at == entry[0]
-
-    def _delete(self, row: TaskRecord) -> None:
-        self._put(row, None)
-        del self._rows[row.id]
-        del self._by_seq[row.seq]
-        if row.name is not None:
-            same = self._named[row.name]
-            same.remove(row.id)
-            if not same:
-                del self._named[row.name]
-        self._holes += 1
-        if self._holes > len(self._seqs) // 2:
-            # Compact now and then, so deleting stays O(1) on average.
-            self._seqs = [s for s in self._seqs if s in self._by_seq]
-            self._holes = 0
-
-    def _schedule(self, row: TaskRecord) -> None:
-        gen = next(self._gen)
-        self._generation[row.id] = gen
-        if row.run_at <= self._clock():
-            heap = self._ready.setdefault(row.queue, [])
-            heapq.heappush(heap, (row.priority, row.run_at, row.seq, gen, row.id))
-        else:
-            heapq.heappush(self._delayed, (row.run_at, row.seq, gen, row.id))
-
-    def _live(self, gen: int, task_id: UUID) -> bool:
-        if self._generation.get(task_id) != gen:
-            return False
-        return claimable(self._rows[task_id])
-
-    def _promote(self, now: float) -> None:
-        """Move delayed tasks that are now due onto their queue's ready heap."""
-        delayed = self._delayed
-        while delayed and delayed[0][0] <= now:
-            run_at, seq, gen, task_id = heapq.heappop(delayed)
-            if self._live(gen, task_id):
-                row = self._rows[task_id]
-                heap = self._ready.setdefault(row.queue, [])
-                heapq.heappush(heap, (row.priority, run_at, seq, gen, task_id))
-
-    def _settle(self, heap: list[_Ready], now: float) -> None:
-        """Pop entries off the top of a ready heap until the top is live and due.
-
-        An entry that is not due any more (the clock was set back) goes back to the delayed
-        heap, so a claim never takes a task early and never misses a due one behind it.
-        """
-        while heap:
-            _, run_at, seq, gen, task_id = heap[0]
-            if not self._live(gen, task_id):
-                heapq.heappop(heap)
-            elif run_at > now:
-                heapq.heappop(heap)
-                heapq.heappush(self._delayed, (run_at, seq, gen, task_id))
-            else:
-                return
 
     # `list` comes last: inside the class body its name would shadow the builtin.
 
