@@ -34,6 +34,7 @@ from taskward.stores.base import (
 )
 from taskward.stores.memory_index import FinishedEntry, MemoryIndex, ReadyEntry
 from taskward.stores.memory_schedules import MemorySchedules
+from taskward.stores.memory_workers import MemoryWorkers
 from taskward.stores.rules import (
     awaits_cancel,
     cancel_changes,
@@ -47,7 +48,6 @@ from taskward.stores.rules import (
     holds,
     holds_lease,
     lease_expired,
-    may_lead,
     pending_record,
     prune_cutoffs,
     requeued_changes,
@@ -59,7 +59,7 @@ from taskward.stores.rules import (
 __all__ = ["MemoryStore"]
 
 
-class MemoryStore(MemoryIndex, MemorySchedules):
+class MemoryStore(MemoryWorkers, MemoryIndex, MemorySchedules):
     """A `Store` in this process's memory: fast, exact, gone when the process ends."""
 
     url: str = "memory://"
@@ -308,42 +308,6 @@ class MemoryStore(MemoryIndex, MemorySchedules):
     async def counts(self) -> Counts:
         """How many tasks there are by queue and status."""
         return Counts(by_queue={q: dict(per) for q, per in self._counts.items() if per})
-
-    async def worker_beat(self, worker_id: str, info: str, ttl: float) -> None:
-        """Say this worker is alive for ``ttl`` more seconds."""
-        now = self._clock()
-        old = self._workers.get(worker_id)
-        self._workers[worker_id] = WorkerRecord(
-            id=worker_id,
-            info=info,
-            started_at=now if old is None else old.started_at,
-            last_seen=now,
-            expires_at=now + ttl,
-        )
-
-    async def worker_gone(self, worker_id: str) -> None:
-        """Forget a worker that stopped cleanly."""
-        self._workers.pop(worker_id, None)
-
-    async def workers(self) -> list[WorkerRecord]:
-        """The workers alive now, oldest first."""
-        now = self._clock()
-        for worker_id in [w.id for w in self._workers.values() if w.expires_at <= now]:
-            del self._workers[worker_id]
-        return sorted(self._workers.values(), key=lambda w: (w.started_at, w.id))
-
-    async def lead(self, holder: str, ttl: float) -> bool:
-        """Take or renew the maintenance role for ``holder`` until now + ``ttl``."""
-        now = self._clock()
-        if not may_lead(self._leader, holder, now):
-            return False
-        self._leader = (holder, now + ttl)
-        return True
-
-    async def resign(self, holder: str) -> None:
-        """Give the maintenance role up, if ``holder`` has it."""
-        if self._leader is not None and self._leader[0] == holder:
-            self._leader = None
 
     async def wait_for_change(self, timeout: float) -> None:
         """Return when a task is inserted, retried or cancel-requested, or at ``timeout``."""
