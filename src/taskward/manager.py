@@ -5,6 +5,11 @@ A managed alternative to a bare ``asyncio.create_task``: every task has a name a
 start by priority under a concurrency bound with backpressure, and leaving
 ``async with TaskManager()`` shuts everything down without leaving tasks pending in the loop.
 The durable worker runs its tasks through this class too.
+
+This module holds the manager's state and runs its tasks: the slots, one run, how it ends,
+retention, and reading tasks and waiting for them. The rest is mixed in: taking tasks in
+(`taskward.submitting`), cancelling and shutdown (`taskward.cancelling`), listeners and the
+``events()`` stream (`taskward.listeners`). Bookkeeping is in `taskward.records`.
 """
 
 from __future__ import annotations
@@ -13,25 +18,16 @@ import asyncio
 import inspect
 import itertools
 import logging
-import math
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import AsyncIterator, Callable, Collection, Coroutine
-from dataclasses import replace
-from types import FunctionType
+from collections.abc import Callable, Collection
 from typing import Any
 
+from taskward.cancelling import Cancelling
 from taskward.context import _current
-from taskward.errors import (
-    ClosedError,
-    DuplicateNameError,
-    QueueFullError,
-    TaskCancelledError,
-    TaskFailedError,
-    TaskTimeoutError,
-    UnknownTaskError,
-)
+from taskward.errors import TaskCancelledError, TaskFailedError, TaskTimeoutError, UnknownTaskError
+from taskward.listeners import Listener, Listeners
 from taskward.models import (
     ACTIVE,
     FINISHED,
@@ -41,22 +37,15 @@ from taskward.models import (
     TaskInfo,
     check_transition,
 )
-from taskward.periodic import Periodic
-from taskward.records import ASYNC, CORO, SYNC, Record, Retention, WaitQueue, describe_error
+from taskward.records import ASYNC, CORO, Record, Retention, WaitQueue, describe_error
+from taskward.submitting import Submitting
 
 __all__ = ["Listener", "Retention", "TaskManager"]
 
 logger = logging.getLogger("taskward.manager")
 
-#: A function called with a snapshot after every status or progress change.
-Listener = Callable[[TaskInfo], None]
 
-# Tasks abandoned after ignoring cancellation are kept referenced here until they end, so the
-# garbage collector never destroys a pending task ("Task was destroyed but it is pending").
-_ABANDONED: set[asyncio.Task[Any]] = set()
-
-
-class TaskManager:
+class TaskManager(Submitting, Cancelling, Listeners):
     """Runs named asyncio tasks with status tracking, bounded concurrency and clean shutdown."""
 
     def __init__(
@@ -93,96 +82,7 @@ class TaskManager:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
 
-    # ----------------------------------------------------------------- submitting
-
-    async def submit(
-        self,
-        name: str | None,
-        fn: Callable[..., Any] | Coroutine[Any, Any, Any],
-        *args: Any,
-        priority: int = 0,
-        **kwargs: Any,
-    ) -> str:
-        """Add a task and return its name; waits while ``max_pending`` tasks already wait.
-
-        ``fn`` is an async function, a sync function (run in a thread) or a coroutine object.
-        A name that is Pending or Running is refused; a finished one is replaced.
-        ``None`` picks a unique name.
-        """
-        if self.max_pending is not None:
-            while self._pending >= self.max_pending and self._full() and not self._closed:
-                self._check(name, fn, args, priority)
-                waiter = self._get_loop().create_future()
-                self._space_waiters.append(waiter)
-                try:
-                    await waiter
-                except asyncio.CancelledError:
-                    if waiter.done() and not waiter.cancelled():
-                        self._wake_space()  # woken, but will not use the space: pass it on
-                    _close_if_coroutine(fn)
-                    raise
-        return self._add(name, fn, args, kwargs, priority)
-
-    def submit_nowait(
-        self,
-        name: str | None,
-        fn: Callable[..., Any] | Coroutine[Any, Any, Any],
-        *args: Any,
-        priority: int = 0,
-        **kwargs: Any,
-    ) -> str:
-        """Like `submit`, but raise `QueueFullError` instead of waiting for space."""
-        if self.max_pending is not None and self._pending >= self.max_pending and self._full():
-            self._check(name, fn, args, priority)
-            _close_if_coroutine(fn)
-            waiting = self._pending + self._running - (self.concurrency or 0)
-            raise QueueFullError(
-                f"{waiting} tasks are already waiting (max_pending={self.max_pending})"
-            )
-        return self._add(name, fn, args, kwargs, priority)
-
-    def _full(self) -> bool:
-        """True when one more task would wait beyond ``max_pending``."""
-        # A task that a free slot starts at once does not wait: without this, a burst of
-        # submissions was refused while slots were free, and max_pending=0 never let one in.
-        return (
-            self.concurrency is not None
-            and self.max_pending is not None
-            and self._pending + self._running >= self.concurrency + self.max_pending
-        )
-
-    def _check(self, name: str | None, fn: Any, args: tuple[Any, ...], priority: int) -> int:
-        """Validate a submission; return how its fn is run. Kept cheap: it is on the hot path.
-
-        A refused coroutine object is closed, as `asyncio.TaskGroup` does, so that refusing it
-        does not also warn that it "was never awaited".
-        """
-        if self._closed:
-            _close_if_coroutine(fn)
-            raise ClosedError("the task manager is shutting down and takes no new tasks")
-        if name is not None:
-            if type(name) is not str or not name:
-                _close_if_coroutine(fn)
-                raise ValueError(f"a task name must be a non-empty string, not {name!r}")
-            old = self._records.get(name)
-            if old is not None and old.status in ACTIVE:
-                _close_if_coroutine(fn)
-                raise DuplicateNameError(f"a task named {name!r} is already {old.status}")
-        if type(priority) is not int:
-            _close_if_coroutine(fn)
-            raise ValueError(f"priority must be an int, not {priority!r}")
-        if type(fn) is FunctionType:  # the common case, without inspect's slower checks
-            return ASYNC if fn.__code__.co_flags & inspect.CO_COROUTINE else SYNC
-        if inspect.iscoroutine(fn):
-            if args:
-                fn.close()
-                raise TypeError("arguments cannot be given with a coroutine object")
-            return CORO
-        if inspect.iscoroutinefunction(fn):
-            return ASYNC
-        if not callable(fn):
-            raise TypeError(f"a task must be a coroutine or a callable, not {fn!r}")
-        return SYNC
+    # ----------------------------------------------------------------- running
 
     def _add(
         self,
@@ -214,32 +114,6 @@ class TaskManager:
                 self._slots += 1
                 loop.create_task(self._slot())
         return name
-
-    def every(
-        self,
-        interval: float,
-        name: str,
-        fn: Callable[..., Any],
-        *args: Any,
-        run_now: bool = True,
-        **kwargs: Any,
-    ) -> str:
-        """Run ``fn`` every ``interval`` seconds under ``name`` until cancelled or shut down.
-
-        Runs never overlap: a run that overruns its interval skips the missed ticks. A run
-        that raises is logged and recorded as the task's ``error``; the schedule goes on.
-        The task stays Running; its progress counts the runs.
-        """
-        if not (isinstance(interval, int | float) and math.isfinite(interval) and interval > 0):
-            raise ValueError(f"interval must be a positive number of seconds, not {interval!r}")
-        given: object = fn  # typed as a callable, but a coroutine object is a likely mistake
-        if inspect.iscoroutine(given):
-            given.close()
-            raise TypeError("every() needs a function to call each time, not a coroutine object")
-        periodic = Periodic(interval, fn, args, kwargs, run_now)
-        return self._add(name, periodic.run, (), {}, 0)
-
-    # ----------------------------------------------------------------- running
 
     def _get_loop(self) -> asyncio.AbstractEventLoop:
         if self._loop is None:
@@ -379,19 +253,6 @@ class TaskManager:
                     idle.set_result(None)
             self._idle_waiters.clear()
 
-    def _wake_space(self) -> None:
-        waiters = self._space_waiters
-        while waiters and not self._full():
-            waiter = waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                return
-        if self._closed:
-            while waiters:
-                waiter = waiters.popleft()
-                if not waiter.done():
-                    waiter.set_result(None)
-
     def _retain(self, rec: Record) -> None:
         finished, retain = self._finished, self.retain
         assert finished is not None
@@ -469,66 +330,7 @@ class TaskManager:
         """Forget finished tasks (or those finished over ``older_than`` s ago); return the count."""
         return self._expire(time.time() - (older_than or 0.0))
 
-    # ----------------------------------------------------------------- cancelling, waiting
-
-    async def cancel(self, name: str, grace: float = 5.0) -> TaskInfo:
-        """Cancel a task and return its final snapshot.
-
-        Pending: Cancelled at once. Running: cancelled and awaited up to ``grace`` seconds;
-        one that ignores cancellation is logged, marked Cancelled and abandoned.
-        A finished task is left as it is.
-        """
-        rec = self._get(name)
-        if rec.status is Status.PENDING:
-            rec.cancel_requested = True
-            self._finish(rec, Status.CANCELLED)
-        elif rec.status is Status.RUNNING:
-            await self._cancel_running([rec], grace)
-        return rec.snapshot()
-
-    async def _cancel_running(self, recs: list[Record], grace: float) -> None:
-        loop = self._get_loop()
-        waiters: dict[asyncio.Future[None], Record] = {}
-        for rec in recs:
-            task = rec.task
-            if rec.status is not Status.RUNNING or task is None:
-                continue
-            if not rec.cancel_requested:  # a second cancel would cut into its cleanup
-                rec.cancel_requested = True
-                task.cancel()
-                if _not_started(task):
-                    # Submitted (so Running, when unbounded) but never stepped: no handler of
-                    # its can run, so finish it now rather than wait out the grace for it.
-                    if rec.kind == CORO:
-                        rec.fn.close()
-                    self._finish(rec, Status.CANCELLED)
-                    continue
-            if rec.waiter is None:
-                rec.waiter = loop.create_future()
-            waiters[rec.waiter] = rec
-        if not waiters:
-            return
-        _, stuck = await asyncio.wait(waiters, timeout=grace)
-        for waiter in stuck:
-            rec = waiters[waiter]
-            task = rec.task
-            if rec.status is not Status.RUNNING or task is None:
-                continue
-            logger.warning(
-                "task %r ignored cancellation for %.1fs: abandoned while still running"
-                " (marked Cancelled; nothing waits for it any more)",
-                rec.name,
-                grace,
-            )
-            rec.abandoned = True
-            _ABANDONED.add(task)
-            task.add_done_callback(_ABANDONED.discard)
-            self._finish(rec, Status.CANCELLED, error=f"ignored cancellation for {grace}s")
-            if self.concurrency is not None:  # its slot is stuck with it: open another
-                self._slots -= 1
-                if self._queue and not self._closed:
-                    self._slots += 1
-                    loop.create_task(self._slot())
+    # ----------------------------------------------------------------- waiting
 
     async def wait(self, name: str, timeout: float | None = None) -> Any:
         """The task's result once it finishes; raises its exception, `TaskCancelledError`, or
@@ -567,94 +369,6 @@ class TaskManager:
             raise UnknownTaskError(f"no task named {name!r}")
         return rec
 
-    # ----------------------------------------------------------------- observers
-
-    def add_listener(self, listener: Listener) -> Callable[[], None]:
-        """Call ``listener(info)`` after every status or progress change; returns a remover."""
-        self._listeners.append(listener)
-
-        def remove() -> None:
-            if listener in self._listeners:
-                self._listeners.remove(listener)
-
-        return remove
-
-    async def events(self, maxsize: int = 1000) -> AsyncIterator[TaskInfo]:
-        """Iterate over status and progress changes until the manager shuts down.
-
-        A consumer that falls ``maxsize`` events behind loses the oldest ones.
-        """
-        if self._closed:
-            return
-        queue: asyncio.Queue[TaskInfo | None] = asyncio.Queue(maxsize)
-
-        def put(info: TaskInfo | None) -> None:
-            if queue.full():
-                queue.get_nowait()
-            queue.put_nowait(info)
-
-        remove = self.add_listener(put)
-        self._closers.append(lambda: put(None))
-        try:
-            while (info := await queue.get()) is not None:
-                yield info
-        finally:
-            remove()
-
-    def _emit(self, rec: Record, progress: Progress | None = None) -> None:
-        info = rec.snapshot()
-        if progress is not None and info.progress is not progress:
-            info = replace(info, progress=progress)
-        for listener in list(self._listeners):
-            try:
-                listener(info)
-            except Exception:
-                logger.exception("a task listener failed on %r", rec.name)
-
-    def _changed_threadsafe(self, rec: Record, progress: Progress) -> None:
-        if not self._listeners or self._loop is None:
-            return
-        if threading.get_ident() == self._loop_thread:
-            self._emit(rec)
-        else:
-            # The status is read when the loop gets to it (so it never goes backwards), but
-            # the progress is the one reported: a thread's quick reports are each seen.
-            self._loop.call_soon_threadsafe(self._emit, rec, progress)
-
-    # ----------------------------------------------------------------- shutdown
-
-    @property
-    def closed(self) -> bool:
-        """True once shutdown has begun."""
-        return self._closed
-
-    async def shutdown(self, grace: float | None = None) -> None:
-        """Stop taking tasks, cancel the waiting ones, cancel the running ones and wait up to
-        ``grace`` seconds (default: the manager's), then log each task's outcome (or that
-        it was abandoned, still running, for one that ignored its cancellation)."""
-        grace = self.grace if grace is None else grace
-        self._closed = True
-        self._wake_space()
-        waiting = self._queue.drain()  # emptied first so nothing new starts
-        for rec in waiting:
-            if rec.status is Status.PENDING:
-                rec.cancel_requested = True
-                self._finish(rec, Status.CANCELLED)
-        running = [r for r in self._records.values() if r.status is Status.RUNNING]
-        await self._cancel_running(running, grace)
-        for rec in running:
-            if rec.abandoned:
-                # Nothing was awaited after the grace ran out: it is still running.
-                logger.warning(
-                    "shutdown: task %r abandoned, still running: it ignored cancellation; an"
-                    " event loop that closes now (asyncio.run) waits until it ends",
-                    rec.name,
-                )
-            else:
-                logger.info("shutdown: task %r ended %s", rec.name, rec.status)
-        for close in self._closers:
-            close()
-
     async def __aenter__(self) -> TaskManager:
         self._get_loop()
         return self
@@ -663,16 +377,6 @@ class TaskManager:
         await self.shutdown()
 
 
-def _not_started(task: asyncio.Task[Any]) -> bool:
-    coro = task.get_coro()
-    return inspect.iscoroutine(coro) and inspect.getcoroutinestate(coro) == inspect.CORO_CREATED
-
-
 def _retrieve(task: asyncio.Task[Any]) -> None:
     if not task.cancelled():
         task.exception()
-
-
-def _close_if_coroutine(fn: object) -> None:
-    if inspect.iscoroutine(fn):
-        fn.close()
