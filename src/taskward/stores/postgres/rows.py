@@ -13,7 +13,8 @@ import asyncpg
 
 from taskward.errors import StoreError
 from taskward.models import Status
-from taskward.stores.base import Counts, NewTask, ScheduleRecord, TaskRecord, WorkerRecord
+from taskward.stores.base import Counts, NewTask, TaskRecord
+from taskward.stores.columns import schedule_record, status_of, worker_record
 from taskward.stores.rules import new_record, pending_record
 
 __all__ = [
@@ -74,35 +75,5 @@ def counts(rows: Iterable[asyncpg.Record]) -> Counts:
     """`Counts` from rows of ``queue, status, n``."""
     by_queue: dict[str, dict[Status, int]] = {}
     for row in rows:
-        by_queue.setdefault(row["queue"], {})[_status(row["status"])] = row["n"]
+        by_queue.setdefault(row["queue"], {})[status_of(row["status"])] = row["n"]
     return Counts(by_queue=by_queue)
-
-
-def worker_record(row: asyncpg.Record) -> WorkerRecord:
-    """A row of ``taskward_workers`` as a `WorkerRecord`."""
-    return WorkerRecord(
-        id=row["id"],
-        info=row["info"],
-        started_at=row["started_at"],
-        last_seen=row["last_seen"],
-        expires_at=row["expires_at"],
-    )
-
-
-def schedule_record(row: asyncpg.Record) -> ScheduleRecord:
-    """A row of ``taskward_schedules`` as a `ScheduleRecord`."""
-    return ScheduleRecord(
-        name=row["name"],
-        definition=row["definition"],
-        last_tick=row["last_tick"],
-        last_fired=row["last_fired"],
-        paused=row["paused"],
-        updated_at=row["updated_at"],
-    )
-
-
-def _status(value: object) -> Status:
-    try:
-        return Status(str(value))
-    except ValueError:
-        raise StoreError(f"the tasks table holds an unknown status {value!r}") from None

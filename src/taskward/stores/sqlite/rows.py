@@ -20,7 +20,10 @@ from uuid import UUID
 
 from taskward.errors import StoreError
 from taskward.models import Status
-from taskward.stores.base import ScheduleRecord, TaskRecord, WorkerRecord
+from taskward.stores.base import TaskRecord
+from taskward.stores.columns import schedule_record as schedule
+from taskward.stores.columns import status_of as status
+from taskward.stores.columns import worker_record as worker
 from taskward.stores.rules import new_record
 
 __all__ = ["named", "schedule", "state_params", "status", "task_or_none", "tasks", "worker"]
@@ -52,37 +55,6 @@ def named(cur: sqlite3.Cursor) -> list[dict[str, Any]]:
     """Every row of a query as a dict by column name (for the small, cold queries)."""
     names = _columns(cur)
     return [dict(zip(names, row, strict=True)) for row in cur]
-
-
-def schedule(row: dict[str, Any]) -> ScheduleRecord:
-    """A row of the schedules table as a record."""
-    return ScheduleRecord(
-        name=row["name"],
-        definition=row["definition"],
-        last_tick=row["last_tick"],
-        last_fired=row["last_fired"],
-        paused=bool(row["paused"]),
-        updated_at=row["updated_at"],
-    )
-
-
-def worker(row: dict[str, Any]) -> WorkerRecord:
-    """A row of the workers table as a record."""
-    return WorkerRecord(
-        id=row["id"],
-        info=row["info"],
-        started_at=row["started_at"],
-        last_seen=row["last_seen"],
-        expires_at=row["expires_at"],
-    )
-
-
-def status(value: object) -> Status:
-    """A status column's value; an unknown one is a `StoreError`."""
-    try:
-        return Status(str(value))
-    except ValueError:
-        raise StoreError(f"the tasks table holds an unknown status {value!r}") from None
 
 
 def state_params(new: TaskRecord, old: Status) -> dict[str, Any]:
