@@ -30,17 +30,14 @@ Decisions a user may notice:
 from __future__ import annotations
 
 import asyncio
-import atexit
 import builtins
-import inspect
 import json
 import os
 import threading
 import time
-from collections.abc import Callable, Coroutine, Iterable, Mapping
+from collections.abc import Iterable
 from datetime import datetime
-from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, Unpack, overload
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 from uuid import UUID
 
 from taskward.app_schedules import AppSchedules
@@ -61,9 +58,10 @@ from taskward.models import (
     TaskInfo,
     from_timestamp,
 )
-from taskward.options import SubmitKeywords, SubmitOptions, check_text, submit_options
-from taskward.redact import Secrets, redact_args
-from taskward.retry import Backoff, retry_delay
+from taskward.options import check_text, submit_options
+from taskward.portal import Portal
+from taskward.registry import AppRegistry
+from taskward.retry import retry_delay
 from taskward.scheduler import Schedule
 from taskward.stores import open_store, redact_url
 from taskward.stores.base import Counts, NewTask, Store, TaskRecord, TransactionalStore
@@ -87,19 +85,6 @@ _POLL_FIRST = 0.005
 _POLL_MAX = 0.2
 
 
-def _hide_secret_defaults(schema: dict[str, Any], secrets: Secrets) -> dict[str, Any]:
-    """The arguments' JSON Schema without the defaults of secret arguments (a default in
-    code is a value too; pydantic shows a SecretStr's as stars, a ``password: str``'s not)."""
-    properties = schema.get("properties")
-    if isinstance(properties, dict):
-        defaults = {k: p["default"] for k, p in properties.items() if "default" in p}
-        shown = redact_args(defaults, secrets)
-        for key, value in shown.items():
-            if value != defaults[key]:
-                del properties[key]["default"]
-    return schema
-
-
 def _statuses(status: Status | str | Iterable[Status | str] | None) -> builtins.list[Status] | None:
     if status is None:
         return None
@@ -114,7 +99,7 @@ def _statuses(status: Status | str | Iterable[Status | str] | None) -> builtins.
     return out
 
 
-class App(AppSchedules):
+class App(AppRegistry, AppSchedules):
     """Task functions, and the store their tasks live in."""
 
     def __init__(
@@ -145,124 +130,6 @@ class App(AppSchedules):
 
     def __repr__(self) -> str:
         return f"<App {redact_url(self.url)!r} tasks={len(self._tasks)}>"
-
-    # -- registry -----------------------------------------------------------------------
-
-    @overload
-    def task(self, fn: Callable[P, R], /) -> TaskFunction[P, R]: ...
-
-    @overload
-    def task(
-        self,
-        fn: None = None,
-        /,
-        *,
-        name: str | None = None,
-        queue: str = "default",
-        priority: int = 0,
-        max_attempts: int = 3,
-        timeout: float | None = None,
-        retry: Backoff | None = None,
-        default: bool = False,
-    ) -> Callable[[Callable[P, R]], TaskFunction[P, R]]: ...
-
-    def task(
-        self,
-        fn: Callable[P, R] | None = None,
-        /,
-        *,
-        name: str | None = None,
-        queue: str = "default",
-        priority: int = 0,
-        max_attempts: int = 3,
-        timeout: float | None = None,
-        retry: Backoff | None = None,
-        default: bool = False,
-    ) -> TaskFunction[P, R] | Callable[[Callable[P, R]], TaskFunction[P, R]]:
-        """Register a task function: ``@app.task`` or ``@app.task(queue=..., ...)``."""
-
-        def register(fn: Callable[P, R]) -> TaskFunction[P, R]:
-            task_fn = TaskFunction(
-                fn,
-                app=self,
-                name=name,
-                queue=queue,
-                priority=priority,
-                max_attempts=max_attempts,
-                timeout=timeout,
-                retry=retry,
-            )
-            if task_fn.name in self._tasks:
-                raise ConfigurationError(
-                    f"a task function named {task_fn.name!r} is already registered; "
-                    "give one of them another name="
-                )
-            if default and self.default_task not in (None, task_fn.name):
-                raise ConfigurationError(
-                    f"the default task is already {self.default_task!r}, "
-                    f"so {task_fn.name!r} cannot be the default too"
-                )
-            self._tasks[task_fn.name] = task_fn
-            if default:
-                self.default_task = task_fn.name
-            return task_fn
-
-        return register if fn is None else register(fn)
-
-    @property
-    def tasks(self) -> Mapping[str, TaskFunction[Any, Any]]:
-        """The registered task functions by name (read-only)."""
-        return MappingProxyType(self._tasks)
-
-    def get_task(self, name: TaskFunction[Any, Any] | str | None = None) -> TaskFunction[Any, Any]:
-        """The task function with this name (None: the default task; a task function: itself)."""
-        if isinstance(name, TaskFunction):
-            return name
-        if name is None:
-            if self.default_task is None:
-                raise UnknownTaskError("no task given, and the app has no default task")
-            name = self.default_task
-        task_fn = self._tasks.get(name)
-        if task_fn is None:
-            known = ", ".join(sorted(self._tasks)) or "none registered"
-            raise UnknownTaskError(f"unknown task {name!r}; known: {known}")
-        return task_fn
-
-    def secrets(self, task: str | None) -> Secrets | None:
-        """Where the task function of this name has arguments typed as secrets (None: it is
-        not registered here, so only the redaction names hide arguments).
-
-        For `TaskInfo.to_json` and `ScheduleInfo.to_json`: ``info.to_json(app.secrets(info.task))``.
-        """
-        task_fn = None if task is None else self._tasks.get(task)
-        return None if task_fn is None else task_fn.secrets
-
-    def task_types(self) -> builtins.list[dict[str, Any]]:
-        """Each task function with its options and its arguments' JSON Schema, by name."""
-        return [
-            {
-                "name": t.name,
-                "description": inspect.getdoc(t.fn),
-                "queue": t.queue,
-                "priority": t.priority,
-                "max_attempts": t.max_attempts,
-                "timeout": t.timeout,
-                "default": t.name == self.default_task,
-                "args": _hide_secret_defaults(t.args_schema(), t.secrets),
-            }
-            for t in sorted(self._tasks.values(), key=lambda t: t.name)
-        ]
-
-    def prepare(
-        self,
-        task: str | None,
-        args: Mapping[str, Any] | None = None,
-        options: SubmitOptions | None = None,
-        **keywords: Unpack[SubmitKeywords],
-    ) -> NewTask:
-        """A validated `NewTask` for the task function named ``task`` (None: the default);
-        options as one `SubmitOptions` or as keywords."""
-        return self.get_task(task).prepare_args(args, options, **keywords)
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -404,7 +271,14 @@ class App(AppSchedules):
     def portal(self) -> Portal:
         """A new `Portal`: a blocking way into this app's coroutines for threads without an
         event loop (what `sync` is built on)."""
-        return Portal(self)
+        shares = not self._owns_store or self._is_memory
+        return Portal(
+            self,
+            # With a database URL, a twin on a store instance of its own: no connection is
+            # used from two loops (the database is shared anyway).
+            target=(lambda: self) if shares else (lambda: self.with_store(self.url)),
+            release=self._unbind,
+        )
 
     def _unbind(self, loop: asyncio.AbstractEventLoop) -> None:
         """Forget ``loop`` as home (it is shutting down); the next call binds anew."""
@@ -591,105 +465,3 @@ class App(AppSchedules):
 
 def _is_bad_timeout(timeout: object) -> bool:
     return isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout >= 0
-
-
-class Portal:
-    """A blocking way into an App's coroutines, for threads without a running event loop.
-
-    Made by `App.portal`; ``app.sync`` is built on one. The coroutines run on one private
-    daemon thread with its own event loop, started on first use and stopped by `close` (also
-    at interpreter exit). With a database URL the portal drives a twin of the app on a store
-    instance of its own (`App.with_store`, same URL: the database is shared anyway), so that
-    no connection is used from two loops; with ``memory://`` or a `Store` instance it drives
-    the app itself, whose methods then run on the app's home loop when that loop is running
-    in another thread.
-    """
-
-    def __init__(self, app: App) -> None:
-        self.app = app
-        self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._target: App | None = None
-        self._closed = False
-
-    @property
-    def closed(self) -> bool:
-        """True once `close` has begun; a closed portal refuses work."""
-        return self._closed
-
-    def _start(self) -> tuple[asyncio.AbstractEventLoop, App]:
-        with self._lock:
-            if self._closed:
-                raise ClosedError("app.sync is closed")
-            if self._loop is None or self._target is None:
-                loop = asyncio.new_event_loop()
-                thread = threading.Thread(
-                    target=loop.run_forever, name="taskward-sync", daemon=True
-                )
-                thread.start()
-                self._loop, self._thread = loop, thread
-                app = self.app
-                shares = not app._owns_store or app._is_memory
-                self._target = app if shares else app.with_store(app.url)
-                atexit.register(self.close)
-            return self._loop, self._target
-
-    def call(self, make: Callable[[App], Coroutine[Any, Any, T]]) -> T:
-        """Run ``make(app)`` to its end, blocking this thread, and return its result.
-
-        ``app`` is the App to drive (this portal's app, or its twin): write
-        ``portal.call(lambda app: app.get(task_id))``. Refused (`RuntimeError`) inside a
-        running event loop, which blocking would freeze.
-        """
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            pass
-        else:
-            raise RuntimeError(
-                "app.sync blocks, so it cannot be used inside a running event loop: "
-                "await the App's coroutine methods instead"
-            )
-        loop, target = self._start()
-        future = asyncio.run_coroutine_threadsafe(make(target), loop)
-        try:
-            return future.result()
-        except BaseException:
-            # KeyboardInterrupt while blocked: do not leave the coroutine running behind.
-            future.cancel()
-            raise
-
-    def close(self) -> None:
-        """Close the twin's store (if there is one) and stop the thread. Final."""
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            loop, thread, target = self._loop, self._thread, self._target
-        atexit.unregister(self.close)
-        if loop is None or thread is None:
-            return
-        if thread is threading.current_thread():
-            raise RuntimeError("app.sync cannot be closed from its own thread")
-        app = self.app
-
-        async def shutdown() -> None:
-            if target is not None and target is not app:
-                await target.close()
-            else:
-                app._unbind(loop)
-            others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for other in others:
-                other.cancel()
-            await asyncio.gather(*others, return_exceptions=True)
-            await loop.shutdown_asyncgens()
-            await loop.shutdown_default_executor()
-
-        try:
-            asyncio.run_coroutine_threadsafe(shutdown(), loop).result(timeout=10)
-        finally:
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(timeout=10)
-            if not thread.is_alive():
-                loop.close()
