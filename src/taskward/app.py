@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-import json
 import os
 import threading
 import time
@@ -52,11 +51,10 @@ from taskward.errors import (
 )
 from taskward.homeloop import on_home_loop as _on_home_loop
 from taskward.homeloop import replace_store as _replace_store
-from taskward.info import parse_task_id, task_info
+from taskward.info import parse_task_id, task_info, worker_info
 from taskward.models import (
     Status,
     TaskInfo,
-    from_timestamp,
 )
 from taskward.options import check_text, submit_options
 from taskward.portal import Portal
@@ -197,29 +195,7 @@ class App(AppRegistry, AppSchedules):
         """The worker processes alive now: id, host, pid, queues, queue_limits (the queues
         with a limit of their own), concurrency, running, started_at, last_seen (their
         beats, every third of a lease)."""
-        store = await self._ready()
-        out = []
-        for w in await store.workers():
-            try:
-                info = json.loads(w.info)
-            except ValueError:
-                info = {}
-            if not isinstance(info, dict):
-                info = {}
-            out.append(
-                {
-                    "id": w.id,
-                    "host": info.get("host"),
-                    "pid": info.get("pid"),
-                    "queues": info.get("queues"),
-                    "queue_limits": info.get("queue_limits"),
-                    "concurrency": info.get("concurrency"),
-                    "running": info.get("running"),
-                    "started_at": from_timestamp(w.started_at),
-                    "last_seen": from_timestamp(w.last_seen),
-                }
-            )
-        return out
+        return [worker_info(w) for w in await (await self._ready()).workers()]
 
     async def connect(self) -> Store:
         """The app's store, opened on the running event loop (for workers and tools)."""

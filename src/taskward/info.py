@@ -1,20 +1,22 @@
 """A stored task as users see it: `task_info` turns a store's row (JSON text, POSIX
 timestamps) into the public `TaskInfo` (Python values, aware datetimes), and never raises on
-a row whose JSON is corrupt; `parse_task_id` reads an id given as text.
+a row whose JSON is corrupt; `parse_task_id` reads an id given as text; `worker_info` is a
+worker's row as `App.workers` shows it.
 """
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
 from taskward._fast import record_factory
 from taskward.errors import InvalidArgumentsError
-from taskward.models import Progress, TaskInfo, read_json
-from taskward.stores.base import TaskRecord
+from taskward.models import Progress, TaskInfo, from_timestamp, read_json
+from taskward.stores.base import TaskRecord, WorkerRecord
 
-__all__ = ["parse_task_id", "task_info"]
+__all__ = ["parse_task_id", "task_info", "worker_info"]
 
 
 def parse_task_id(task_id: UUID | str) -> UUID:
@@ -114,3 +116,24 @@ def task_info(record: TaskRecord, times: dict[float, datetime] | None = None) ->
         finished_at=None if finished is None else datetime.fromtimestamp(finished, UTC),
         run_at=run_at,
     )
+
+
+def worker_info(record: WorkerRecord) -> dict[str, Any]:
+    """A worker as `App.workers` shows it; what it said of itself, if readable."""
+    try:
+        info = json.loads(record.info)
+    except ValueError:
+        info = {}
+    if not isinstance(info, dict):
+        info = {}
+    return {
+        "id": record.id,
+        "host": info.get("host"),
+        "pid": info.get("pid"),
+        "queues": info.get("queues"),
+        "queue_limits": info.get("queue_limits"),
+        "concurrency": info.get("concurrency"),
+        "running": info.get("running"),
+        "started_at": from_timestamp(record.started_at),
+        "last_seen": from_timestamp(record.last_seen),
+    }
