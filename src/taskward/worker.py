@@ -20,26 +20,23 @@ import socket
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Coroutine, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
-from taskward.batching import GroupCommit
 from taskward.errors import (
-    InvalidArgumentsError,
-    LeaseLostError,
     StoreError,
 )
-from taskward.execution import Run, RunOutcome, call
+from taskward.execution import Run, call
 from taskward.leader import Leadership
 from taskward.leases import RunWatch
 from taskward.maintenance import Pruning, run_maintenance, run_schedules
 from taskward.manager import Retention, TaskManager
-from taskward.models import Status
+from taskward.outcomes import Outcomes
 from taskward.queue_limits import Ask, check_queue_limits, plan_claims
 from taskward.retry import retry_delay
 from taskward.stores import redact_url
-from taskward.stores.base import Outcome, Store, TaskRecord
+from taskward.stores.base import Store, TaskRecord
 
 if TYPE_CHECKING:
     from taskward.app import App
@@ -64,7 +61,7 @@ class Worker:
     """Runs the tasks of one `App` from its store until stopped."""
 
     store: Store  # the app's store, once `run` has opened it
-    _finisher: GroupCommit[Outcome, bool]
+    _outcomes: Outcomes
     _run_watch: RunWatch
 
     def __init__(
@@ -135,8 +132,6 @@ class Worker:
     async def run(self, *, until_idle: bool = False) -> None:
         """Claim and run tasks until `stop` (or, with ``until_idle``, until none is due)."""
         store = self.store = await self._connect()
-        # The outcomes of runs that end together: one `finish_many` round trip and commit.
-        self._finisher = GroupCommit(store.finish_many, max_batch=500, name="taskward-finisher")
         logger.info(
             "worker %s: serving %s with %d slots on %s",
             self.id,
@@ -160,6 +155,15 @@ class Worker:
             progress_of=manager.progress_of,
             stop=lambda runs, why: self._spawn(self._cancel_runs(runs, why)),
             describe=self._describe,
+        )
+        self._outcomes = Outcomes(
+            self.app,
+            store,
+            self.id,
+            progress=watch,
+            backoff=self._backoff,
+            stop_now=lambda: self._stop_now,
+            due=lambda at: heapq.heappush(self._due, at),
         )
         helpers = [
             asyncio.create_task(watch.heartbeats(), name="taskward-heartbeats"),
@@ -344,123 +348,11 @@ class Worker:
             # with this outcome's write (the run stays leased and heartbeated until then).
             run.writing = True
             self._slot_freed.set()
-            await self._record_outcome(run, outcome)
+            await self._outcomes.record(run, outcome)
         finally:
             self._runs.pop(record.id, None)  # gone already if it was abandoned
             run.done.set()
             self._slot_freed.set()
-
-    async def _record_outcome(self, run: Run, outcome: RunOutcome) -> None:
-        """Write the outcome, fenced by the lease: retry, release, cancel, fail or complete."""
-        record = run.record
-        store = self.store
-        token = record.lease_token
-        assert token is not None
-        if run.cancel == "lost":
-            return  # another worker owns it now; anything we wrote would be refused anyway
-        if time.monotonic() >= run.lease_until:
-            # Stopped, stalled or cut off past the lease: another worker may run it already.
-            logger.warning(
-                "task %s (%s): its lease ran out before the run ended (this worker was stopped,"
-                " stalled or cut off from the store); the outcome (%s) is not written, the task"
-                " runs again elsewhere",
-                record.id,
-                record.task,
-                outcome.status,
-            )
-            return
-        if self._run_watch.new_progress(run) is not None:  # most runs report none
-            await self._store_call(lambda: self._run_watch.write_progress(run))
-        write: Callable[[], Awaitable[bool]]
-        write_retry = False
-        delay = 0.0
-        if run.cancel == "stop":
-            logger.info("task %s (%s) released for another worker", record.id, record.task)
-
-            def write() -> Awaitable[bool]:
-                return store.requeue(record.id, token, refund_attempt=True)
-
-        elif (
-            outcome.status is Status.FAILED
-            and outcome.retry
-            and (record.attempts < record.max_attempts)
-        ):
-            fn = self.app.get_task(record.task)
-            delay = fn.retry.next_delay(record.attempts)
-            logger.warning(
-                "task %s (%s) attempt %d/%d failed: %s; retrying in %.1fs",
-                record.id,
-                record.task,
-                record.attempts,
-                record.max_attempts,
-                outcome.error,
-                delay,
-            )
-
-            write_retry = True
-
-            def write() -> Awaitable[bool]:
-                return store.requeue(
-                    record.id,
-                    token,
-                    delay=delay,
-                    error=outcome.error,
-                    traceback=outcome.traceback,
-                )
-
-        else:
-            if outcome.status is Status.FAILED:
-                logger.error(
-                    "task %s (%s) failed for good after %d attempts: %s",
-                    record.id,
-                    record.task,
-                    record.attempts,
-                    outcome.error,
-                )
-
-            final = Outcome(
-                task_id=record.id,
-                token=token,
-                status=outcome.status,
-                result=outcome.result,
-                error=outcome.error,
-                traceback=outcome.traceback,
-            )
-
-            async def write() -> bool:
-                [held] = await self._finisher.submit([final])
-                return held
-
-        written = await self._store_call(write)
-        if written and write_retry:
-            # Wake up for it ourselves: counted from after the write, never before it is due.
-            heapq.heappush(self._due, time.monotonic() + delay)
-        if written is False:
-            logger.warning(
-                "task %s (%s): lease lost before its outcome (%s) was written; "
-                "the outcome is discarded",
-                record.id,
-                record.task,
-                outcome.status,
-            )
-
-    async def _store_call(self, call: Callable[[], Awaitable[T]]) -> T | None:
-        """Retry a store write through outages, with backoff, while this worker has time."""
-        failures = 0
-        while True:
-            try:
-                return await call()
-            except LeaseLostError:
-                return None
-            except InvalidArgumentsError as exc:  # the store refused the data: no retry helps
-                logger.error("worker %s: the store refused a write (%s); not retried", self.id, exc)
-                return None
-            except Exception as exc:
-                failures += 1
-                if self._stop_now and failures > 3:
-                    logger.error("giving up a store write at stop: %s", exc)
-                    return None
-                await self._backoff("write", exc, failures)
 
     async def _backoff(self, what: str, exc: BaseException, failures: int) -> None:
         delay = retry_delay(failures, first=0.1, cap=5.0)
@@ -485,16 +377,9 @@ class Worker:
             token = record.lease_token or ""
             self._runs.pop(record.id, None)
             self._slot_freed.set()
-            await self._store_call(functools.partial(self._write_abandoned, record, token, reason))
-
-    async def _write_abandoned(self, record: TaskRecord, token: str, reason: str) -> bool:
-        if reason == "stop":
-            return await self.store.requeue(record.id, token, refund_attempt=True)
-        if reason == "cancel":
-            return await self.store.finish(
-                record.id, token, Status.CANCELLED, error="cancelled; it ignored cancellation"
+            await self._outcomes.store_call(
+                functools.partial(self._outcomes.abandoned, record, token, reason)
             )
-        return False
 
     # ----------------------------------------------------------------- helper loops
 
