@@ -56,7 +56,7 @@ from taskward.models import (
     Status,
     TaskInfo,
 )
-from taskward.options import check_text, submit_options
+from taskward.options import check_text, parse_statuses, submit_options
 from taskward.portal import Portal
 from taskward.registry import AppRegistry
 from taskward.retry import retry_delay
@@ -81,20 +81,6 @@ T = TypeVar("T")
 # quickly at first (short tasks) and then at most five times a second.
 _POLL_FIRST = 0.005
 _POLL_MAX = 0.2
-
-
-def _statuses(status: Status | str | Iterable[Status | str] | None) -> builtins.list[Status] | None:
-    if status is None:
-        return None
-    items = [status] if isinstance(status, str) else builtins.list(status)
-    out = []
-    for item in items:
-        try:
-            out.append(Status(item))
-        except ValueError:
-            known = ", ".join(s.value for s in Status)
-            raise InvalidArgumentsError(f"unknown status {item!r}; known: {known}") from None
-    return out
 
 
 class App(AppRegistry, AppSchedules):
@@ -366,7 +352,7 @@ class App(AppRegistry, AppSchedules):
             raise InvalidArgumentsError(
                 f"limit must be an integer in [1, {MAX_PAGE}], got {limit!r}"
             )
-        statuses = _statuses(status)
+        statuses = parse_statuses(status)
         for field, value in (("task", task), ("queue", queue), ("name", name)):
             if value is not None:
                 check_text(field, value)

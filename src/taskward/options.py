@@ -14,11 +14,13 @@ local?), because guessing wrong silently shifts a schedule by hours.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TypedDict
 
 from taskward.errors import InvalidArgumentsError
+from taskward.models import Status
 
 __all__ = [
     "MAX_DELAY",
@@ -33,6 +35,7 @@ __all__ = [
     "check_defaults",
     "check_label",
     "check_text",
+    "parse_statuses",
     "submit_options",
 ]
 
@@ -245,3 +248,18 @@ def as_options(options: SubmitOptions | None, keywords: SubmitKeywords) -> Submi
     if not isinstance(options, SubmitOptions):
         raise TypeError(f"options must be a SubmitOptions, got {options!r}")
     return options
+
+
+def parse_statuses(status: Status | str | Iterable[Status | str] | None) -> list[Status] | None:
+    """A status filter (one status, its name, or several) as statuses; None: no filter."""
+    if status is None:
+        return None
+    items = [status] if isinstance(status, str) else list(status)
+    out = []
+    for item in items:
+        try:
+            out.append(Status(item))
+        except ValueError:
+            known = ", ".join(s.value for s in Status)
+            raise InvalidArgumentsError(f"unknown status {item!r}; known: {known}") from None
+    return out
