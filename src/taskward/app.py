@@ -49,8 +49,8 @@ from taskward.errors import (
     TaskTimeoutError,
     UnknownTaskError,
 )
+from taskward.homeloop import HomeLoop
 from taskward.homeloop import on_home_loop as _on_home_loop
-from taskward.homeloop import replace_store as _replace_store
 from taskward.info import parse_task_id, task_info, worker_info
 from taskward.models import (
     Status,
@@ -61,7 +61,7 @@ from taskward.portal import Portal
 from taskward.registry import AppRegistry
 from taskward.retry import retry_delay
 from taskward.scheduler import Schedule
-from taskward.stores import open_store, redact_url
+from taskward.stores import redact_url
 from taskward.stores.base import Counts, NewTask, Store, TaskRecord, TransactionalStore
 from taskward.tasks import TaskFunction
 
@@ -83,7 +83,7 @@ _POLL_FIRST = 0.005
 _POLL_MAX = 0.2
 
 
-class App(AppRegistry, AppSchedules):
+class App(AppRegistry, AppSchedules, HomeLoop):
     """Task functions, and the store their tasks live in."""
 
     def __init__(
@@ -128,54 +128,6 @@ class App(AppRegistry, AppSchedules):
         twin._tasks.update(self._tasks)
         twin._schedules.update(self._schedules)
         return twin
-
-    def _new_store(self) -> Store:
-        return open_store(self.url)
-
-    @property
-    def _is_memory(self) -> bool:
-        return self.url.lower().startswith("memory:")
-
-    def _ready_here(self) -> Store | None:
-        """The store when it is open on the running loop already (nothing to wait for)."""
-        store = self._store
-        if (
-            store is None
-            or self._closed
-            or self._opening is not None
-            or self._home is not asyncio.get_running_loop()
-        ):
-            return None
-        return store
-
-    async def _ready(self) -> Store:
-        """The store, opened on the running loop (which becomes the home loop)."""
-        if self._closed:
-            raise ClosedError("this App is closed")
-        loop = asyncio.get_running_loop()
-        if self._home is not loop or self._store is None:
-            stale = None
-            if self._store is None:
-                self._store = self._new_store()
-            elif self._home is not None and self._owns_store and not self._is_memory:
-                # The old store's connections belong to a loop that is gone: start afresh.
-                stale, self._store = self._store, self._new_store()
-            self._home = loop
-            self._opening = loop.create_task(_replace_store(stale, self._store))
-        store = self._store
-        opening = self._opening
-        if opening is not None:
-            try:
-                await asyncio.shield(opening)
-            except BaseException:
-                if opening.done() and self._opening is opening:
-                    # Let the next call try again rather than re-raise this failure forever.
-                    self._opening = None
-                    self._home = None
-                raise
-            if self._opening is opening:
-                self._opening = None
-        return store
 
     async def workers(self) -> builtins.list[dict[str, Any]]:
         """The worker processes alive now: id, host, pid, queues, queue_limits (the queues
@@ -241,12 +193,6 @@ class App(AppRegistry, AppSchedules):
             target=(lambda: self) if shares else (lambda: self.with_store(self.url)),
             release=self._unbind,
         )
-
-    def _unbind(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Forget ``loop`` as home (it is shutting down); the next call binds anew."""
-        if self._home is loop:
-            self._home = None
-            self._opening = None
 
     # -- tasks --------------------------------------------------------------------------
 

@@ -10,27 +10,19 @@ import asyncio
 import os
 import time
 
+from ledger import record
+
 from taskward.app import App
 
 app = App()  # TASKWARD_DB chooses the store
 
 
-def _ledger(line: str) -> None:
-    path = os.environ.get("LEDGER")
-    if path:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, (line + "\n").encode())  # one small O_APPEND write: atomic
-        finally:
-            os.close(fd)
-
-
 @app.task(name="sleepy", max_attempts=5)
 async def sleepy(key: str, seconds: float = 1.0) -> dict[str, object]:
     """Sleep, then record the completion in the ledger."""
-    _ledger(f"start {key} {os.getpid()}")
+    record(f"start {key} {os.getpid()}")
     await asyncio.sleep(seconds)
-    _ledger(f"done {key} {os.getpid()}")
+    record(f"done {key} {os.getpid()}")
     return {"key": key, "pid": os.getpid()}
 
 
@@ -38,14 +30,14 @@ async def sleepy(key: str, seconds: float = 1.0) -> dict[str, object]:
 def blocking(key: str, seconds: float = 1.0) -> dict[str, object]:
     """A sync task: a thread that cannot be interrupted."""
     time.sleep(seconds)
-    _ledger(f"done {key} {os.getpid()}")
+    record(f"done {key} {os.getpid()}")
     return {"key": key, "pid": os.getpid()}
 
 
 @app.task(name="quick", max_attempts=3)
 async def quick(key: str) -> str:
     """A tiny task for load tests."""
-    _ledger(f"done {key} {os.getpid()}")
+    record(f"done {key} {os.getpid()}")
     return key
 
 

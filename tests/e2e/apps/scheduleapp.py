@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 
+from ledger import record
+
 import taskward
 from taskward.app import App
 
@@ -18,14 +20,7 @@ app = App()  # TASKWARD_DB chooses the store
 @app.task(name="tick")
 async def tick(label: str) -> str:
     """Record this run in the ledger."""
-    path = os.environ.get("LEDGER")
-    if path:
-        line = f"done {taskward.current_task()} {os.getpid()}\n"
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, line.encode())  # one small O_APPEND write: atomic
-        finally:
-            os.close(fd)
+    record(f"done {taskward.current_task()} {os.getpid()}")
     return label
 
 

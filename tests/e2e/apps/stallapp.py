@@ -9,27 +9,19 @@ from __future__ import annotations
 import asyncio
 import os
 
+from ledger import record
+
 from taskward.app import App
 
 app = App()  # TASKWARD_DB chooses the store
 
 
-def _ledger(line: str) -> None:
-    path = os.environ.get("LEDGER")
-    if path:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, (line + "\n").encode())  # one small O_APPEND write: atomic
-        finally:
-            os.close(fd)
-
-
 @app.task(name="slow", max_attempts=3)
 async def slow(key: str, seconds: float) -> dict[str, object]:
     """Sleep, then record the completion in the ledger."""
-    _ledger(f"start {key} {os.getpid()}")
+    record(f"start {key} {os.getpid()}")
     await asyncio.sleep(seconds)
-    _ledger(f"done {key} {os.getpid()}")
+    record(f"done {key} {os.getpid()}")
     return {"key": key, "pid": os.getpid()}
 
 
