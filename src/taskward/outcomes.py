@@ -80,8 +80,7 @@ class Outcomes:
         if self.progress.new_progress(run) is not None:  # most runs report none
             await self.store_call(lambda: self.progress.write_progress(run))
         write: Callable[[], Awaitable[bool]]
-        write_retry = False
-        delay = 0.0
+        retry_in: float | None = None  # a retry's delay, once it is written
         if run.cancel == "stop":
             logger.info("task %s (%s) released for another worker", record.id, record.task)
 
@@ -105,7 +104,7 @@ class Outcomes:
                 delay,
             )
 
-            write_retry = True
+            retry_in = delay
 
             def write() -> Awaitable[bool]:
                 return store.requeue(
@@ -140,9 +139,9 @@ class Outcomes:
                 return held
 
         written = await self.store_call(write)
-        if written and write_retry:
+        if written and retry_in is not None:
             # Wake up for it ourselves: counted from after the write, never before it is due.
-            self._due(time.monotonic() + delay)
+            self._due(time.monotonic() + retry_in)
         if written is False:
             logger.warning(
                 "task %s (%s): lease lost before its outcome (%s) was written; "

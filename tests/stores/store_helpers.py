@@ -1,8 +1,13 @@
-"""Helpers shared by the store tests: a fake clock and a short way to make a NewTask."""
+"""Helpers shared by the store tests: a fake clock, a short way to make a NewTask, and a
+plain connection to a PostgreSQL test database."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from uuid import uuid4
+
+import asyncpg
 
 from taskward.stores import NewTask
 
@@ -48,3 +53,13 @@ def new(
         delay=delay,
         run_at=run_at,
     )
+
+
+@asynccontextmanager
+async def connection(url: str) -> AsyncIterator[asyncpg.Connection[asyncpg.Record]]:
+    """A plain asyncpg connection to ``url`` (as an admin or another client would use)."""
+    conn: asyncpg.Connection[asyncpg.Record] = await asyncpg.connect(url)
+    try:
+        yield conn
+    finally:
+        await conn.close()

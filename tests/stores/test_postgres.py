@@ -17,7 +17,7 @@ from uuid import UUID
 
 import asyncpg
 import pytest
-from store_helpers import new
+from store_helpers import connection, new
 
 from taskward.app import App
 from taskward.errors import (
@@ -43,15 +43,6 @@ async def opened(url: str, **options: Any) -> AsyncIterator[PostgresStore]:
         yield store
     finally:
         await store.close()
-
-
-@asynccontextmanager
-async def connection(url: str) -> AsyncIterator[asyncpg.Connection[asyncpg.Record]]:
-    conn: asyncpg.Connection[asyncpg.Record] = await asyncpg.connect(url)
-    try:
-        yield conn
-    finally:
-        await conn.close()
 
 
 async def woken(store: PostgresStore, timeout: float = 30.0) -> asyncio.Task[None]:

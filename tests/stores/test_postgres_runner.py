@@ -17,6 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
+from store_helpers import connection
 
 from taskward.errors import StoreError
 from taskward.stores.postgres.runner import Runner
@@ -43,15 +44,6 @@ async def running(url: str, command_timeout: float | None = 60.0) -> AsyncIterat
         yield runner
     finally:
         await runner.close()
-
-
-@asynccontextmanager
-async def admin(url: str) -> AsyncIterator[asyncpg.Connection[asyncpg.Record]]:
-    conn: asyncpg.Connection[asyncpg.Record] = await asyncpg.connect(url)
-    try:
-        yield conn
-    finally:
-        await conn.close()
 
 
 def held(runner: Runner) -> asyncpg.Connection[asyncpg.Record]:
@@ -99,11 +91,11 @@ END $$;
 async def test_a_statement_declared_read_is_sent_again_after_its_session_is_killed(
     pg_url: str,
 ) -> None:
-    async with admin(pg_url) as conn:
+    async with connection(pg_url) as conn:
         await conn.execute(_DIES_ONCE)
     async with running(pg_url) as runner:
         assert await runner.fetchval(Statement("SELECT dies_once()", read=True)) == 2
-    async with admin(pg_url) as conn:
+    async with connection(pg_url) as conn:
         assert await conn.fetchval("SELECT last_value FROM calls") == 2
 
 
@@ -112,12 +104,12 @@ async def test_an_undeclared_statement_is_not_sent_again_after_its_session_is_ki
     pg_url: str,
 ) -> None:
     # Its text is a SELECT, but only the declaration counts: it might have written.
-    async with admin(pg_url) as conn:
+    async with connection(pg_url) as conn:
         await conn.execute(_DIES_ONCE)
     async with running(pg_url) as runner:
         with pytest.raises(StoreError, match=r"ConnectionDoesNotExistError|AdminShutdown"):
             await runner.fetchval(Statement("SELECT dies_once()"))
-        async with admin(pg_url) as conn:
+        async with connection(pg_url) as conn:
             assert await conn.fetchval("SELECT last_value FROM calls") == 1  # ran once
         assert await runner.fetchval(Statement("SELECT dies_once()")) == 2  # and it recovers
 
@@ -191,20 +183,20 @@ class HalfClosingProxy:
 @postgres
 async def test_a_statement_that_never_reached_the_server_is_sent_again(pg_url: str) -> None:
     # Not declared read, and still sent again: it provably never left this process.
-    async with admin(pg_url) as conn:
+    async with connection(pg_url) as conn:
         await conn.execute("CREATE TABLE marks (n integer)")
     async with HalfClosingProxy(pg_url) as proxy, running(proxy.url()) as runner:
         pid = await runner.fetchval(Statement("SELECT pg_backend_pid()"))
         told = asyncio.Event()
         held(runner).add_log_listener(lambda *_: told.set())
-        async with admin(pg_url) as conn:
+        async with connection(pg_url) as conn:
             assert await conn.fetchval("SELECT pg_terminate_backend($1)", pid)
         await asyncio.wait_for(told.wait(), 5)
         dead = held(runner)
         assert not dead.is_closed()  # the driver does not know yet
         assert await runner.execute(Statement("INSERT INTO marks VALUES (1)")) == "INSERT 0 1"
         assert held(runner) is not dead
-    async with admin(pg_url) as conn:
+    async with connection(pg_url) as conn:
         assert await conn.fetchval("SELECT count(*) FROM marks") == 1
 
 
@@ -213,11 +205,11 @@ async def test_a_statement_that_never_reached_the_server_is_sent_again(pg_url: s
 
 @postgres
 async def test_a_stale_prepared_plan_is_prepared_again_and_runs_once(pg_url: str) -> None:
-    async with admin(pg_url) as conn:
+    async with connection(pg_url) as conn:
         await conn.execute("CREATE TABLE marks (n integer)")
     add = Statement("INSERT INTO marks (n) VALUES ($1) RETURNING *", prepared=True)
     read = Statement("SELECT * FROM marks ORDER BY n", prepared=True)
-    async with running(pg_url) as runner, admin(pg_url) as conn:
+    async with running(pg_url) as runner, connection(pg_url) as conn:
         assert [dict(r) for r in await runner.fetch(add, 1)] == [{"n": 1}]
         assert [dict(r) for r in await runner.fetch(read)] == [{"n": 1}]
         assert set(runner._held_stmts) == {add.sql, read.sql}
