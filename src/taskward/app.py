@@ -337,6 +337,12 @@ class App(AppRegistry, AppSchedules, HomeLoop):
         return await (await self._ready()).counts()
 
     @_on_home_loop
+    async def oldest_pending(self) -> dict[str, float]:
+        """Seconds the longest-waiting due Pending task of each queue has waited (queues
+        without one are left out): the queue latency that metrics and autoscalers watch."""
+        return await (await self._ready()).oldest_pending()
+
+    @_on_home_loop
     async def wait(self, task_id: UUID | str, timeout: float | None = None) -> Any:
         """The task's result once Completed; raises if it Failed, was Cancelled, or timed out."""
         uid = parse_task_id(task_id)

@@ -187,6 +187,9 @@ class FaultyStore:
     async def counts(self) -> Counts:
         return await self.inner.counts()
 
+    async def oldest_pending(self) -> dict[str, float]:
+        return await self.inner.oldest_pending()
+
     async def rescue(self, leader: str | None = None) -> builtins.list[TaskRecord]:
         self._enter("rescue")
         return await self.inner.rescue(leader)

@@ -9,11 +9,16 @@ What each counts, and from where:
   `taskward.api.events` for how it watches). Every API replica sees the same finishes, so
   aggregate replicas with ``max``, not ``sum``.
 - ``taskward_queue_depth{queue,status}``: the store's counts, read at each scrape.
+- ``taskward_oldest_pending_age_seconds{queue}``: how long the longest-waiting due Pending
+  task of each queue has waited (0 when none waits), read at each scrape from the claim
+  index (`Store.oldest_pending`): the queue's latency, what an autoscaler should watch.
 - ``taskward_worker_slots{state="busy"|"total"}`` and ``taskward_workers_alive``: the worker
   running in this process, if any.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
@@ -59,6 +64,12 @@ class Metrics:
             ["queue", "status"],
             registry=r,
         )
+        self.oldest_pending = Gauge(
+            "taskward_oldest_pending_age_seconds",
+            "Seconds the longest-waiting due Pending task of each queue has waited.",
+            ["queue"],
+            registry=r,
+        )
         self.slots = Gauge(
             "taskward_worker_slots", "Slots of this process's worker.", ["state"], registry=r
         )
@@ -85,9 +96,16 @@ class Metrics:
             self.run_seconds.labels(task=task).observe(max(seconds, 0.0))
 
     def render(
-        self, counts: Counts | None, *, busy: int | None, total: int | None, alive: int
+        self,
+        counts: Counts | None,
+        *,
+        busy: int | None,
+        total: int | None,
+        alive: int,
+        waiting: Mapping[str, float] | None = None,
     ) -> bytes:
-        """The text exposition, after refreshing the gauges (``counts`` None: store down)."""
+        """The text exposition, after refreshing the gauges (``counts`` or ``waiting``
+        None: the store could not be read, and the gauges keep their last values)."""
         if counts is not None:
             self.queue_depth.clear()
             for queue, per_status in counts.by_queue.items():
@@ -95,6 +113,12 @@ class Metrics:
                     self.queue_depth.labels(queue=queue, status=status.value).set(
                         per_status.get(status, 0)
                     )
+        if counts is not None and waiting is not None:
+            # Every queue the store knows gets a value (0: nothing waits), so an alert on
+            # it never reads a stale series after a queue has emptied.
+            self.oldest_pending.clear()
+            for queue in {*counts.by_queue, *waiting}:
+                self.oldest_pending.labels(queue=queue).set(waiting.get(queue, 0.0))
         if busy is not None and total is not None:
             self.slots.labels(state="busy").set(busy)
             self.slots.labels(state="total").set(total)

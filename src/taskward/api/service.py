@@ -228,15 +228,17 @@ class TaskwardAPI:
         """The Prometheus text, with the gauges read now."""
         try:
             counts = await asyncio.wait_for(self.app.counts(), _READY_TIMEOUT)
+            waiting = await asyncio.wait_for(self.app.oldest_pending(), _READY_TIMEOUT)
         except Exception as exc:
             logger.warning("metrics: cannot read counts from the store: %s", exc)
-            counts = None
+            counts, waiting = None, None
         w = self.worker
         return self.metrics.render(
             counts,
             busy=None if w is None else w.running,
             total=None if w is None else w.concurrency,
             alive=1 if self._worker_running else 0,
+            waiting=waiting,
         )
 
 

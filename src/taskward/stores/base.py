@@ -179,6 +179,16 @@ class Store(Protocol):
         """How many tasks there are by queue and status."""
         ...
 
+    async def oldest_pending(self) -> dict[str, float]:
+        """For each queue with a due Pending task (``run_at`` <= now, no cancel asked): how
+        many seconds its longest-waiting one has been due (now - its ``run_at``, never
+        negative). Queues with no due task are left out; tasks due later are not waiting.
+
+        Read from the claim index, one seek per (queue, priority) pair with Pending tasks:
+        its cost follows the number of queues and priorities, not of tasks.
+        """
+        ...
+
     async def rescue(self, leader: str | None = None) -> builtins.list[TaskRecord]:
         """Handle Running tasks whose lease expired (their worker died or stalled).
 

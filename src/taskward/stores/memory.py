@@ -40,6 +40,7 @@ from taskward.stores.rules import (
     cancel_changes,
     check_batch_names,
     check_limit,
+    claimable,
     claimed_changes,
     decode_cursor,
     duplicate_name_error,
@@ -54,6 +55,7 @@ from taskward.stores.rules import (
     rescued_changes,
     resolve_run_at,
     retried_changes,
+    waiting_since,
 )
 
 __all__ = ["MemoryStore"]
@@ -308,6 +310,18 @@ class MemoryStore(MemoryWorkers, MemoryIndex, MemorySchedules):
     async def counts(self) -> Counts:
         """How many tasks there are by queue and status."""
         return Counts(by_queue={q: dict(per) for q, per in self._counts.items() if per})
+
+    async def oldest_pending(self) -> dict[str, float]:
+        """How long each queue's longest-waiting due task has waited (`Store.oldest_pending`).
+
+        A walk over the Pending tasks only (those with a live claim-heap entry)."""
+        rows = self._rows
+        heads = (
+            (row.queue, row.run_at)
+            for row in (rows[task_id] for task_id in self._generation)
+            if claimable(row)
+        )
+        return waiting_since(heads, self._clock())
 
     async def wait_for_change(self, timeout: float) -> None:
         """Return when a task is inserted, retried or cancel-requested, or at ``timeout``."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from taskward._fast import record_factory
@@ -164,6 +164,17 @@ def holds_lease(row: TaskRecord, token: str) -> bool:
 def claimable(row: TaskRecord) -> bool:
     """Whether a claim may take this task once it is due: Pending, no cancel asked."""
     return row.status is Status.PENDING and not row.cancel_requested
+
+
+def waiting_since(heads: Iterable[tuple[str, float]], now: float) -> dict[str, float]:
+    """`Store.oldest_pending` from candidate (queue, run_at) pairs of claimable tasks: for
+    each queue, ``now`` minus its earliest ``run_at`` that is due by ``now``. A task due
+    later is not waiting, so a queue with only such tasks is left out."""
+    oldest: dict[str, float] = {}
+    for queue, run_at in heads:
+        if run_at <= now and (queue not in oldest or run_at < oldest[queue]):
+            oldest[queue] = run_at
+    return {queue: now - run_at for queue, run_at in oldest.items()}
 
 
 def lease_expired(row: TaskRecord, now: float) -> bool:

@@ -42,6 +42,7 @@ from taskward.stores.rules import (
     rescued_changes,
     resolve_run_at,
     retry_refused_error,
+    waiting_since,
 )
 
 __all__ = ["PostgresStore"]
@@ -340,6 +341,13 @@ class PostgresStore(ScheduleOps):
     async def counts(self) -> Counts:
         """How many tasks there are by queue and status."""
         return rows.counts(await self._runner.fetch(_Q["counts"]))
+
+    async def oldest_pending(self) -> dict[str, float]:
+        """How long each queue's longest-waiting due task has waited (`Store.oldest_pending`)."""
+        found = await self._runner.fetch(_Q["pending_heads"], self._fake())
+        if not found:
+            return {}
+        return waiting_since(((r["queue"], r["run_at"]) for r in found), found[0]["now"])
 
     async def worker_beat(self, worker_id: str, info: str, ttl: float) -> None:
         """Say this worker is alive for ``ttl`` more seconds."""

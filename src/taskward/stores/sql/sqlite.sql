@@ -217,6 +217,30 @@ SELECT * FROM tasks WHERE {where} ORDER BY seq DESC LIMIT ?;
 -- name: counts
 SELECT queue, status, count(*) AS n FROM tasks GROUP BY queue, status;
 
+-- name: pending_heads
+-- Store.oldest_pending: the first entry of each (queue, priority) range of tasks_claim,
+-- which holds that pair's earliest run_at. It skips from one pair to the next, one index
+-- seek each (the next priority of the same queue, else the first of the next queue), so it
+-- reads as many entries as there are pairs, however many tasks wait.
+WITH RECURSIVE heads(queue, priority, run_at) AS (
+    SELECT * FROM (
+        SELECT queue, priority, run_at FROM tasks INDEXED BY tasks_claim
+        WHERE status = 'Pending' AND cancel_requested = 0
+        ORDER BY queue, priority, run_at LIMIT 1
+    )
+    UNION ALL
+    SELECT t.queue, t.priority, t.run_at FROM heads AS h JOIN tasks AS t ON t.seq = coalesce(
+        (SELECT s.seq FROM tasks AS s INDEXED BY tasks_claim
+         WHERE s.status = 'Pending' AND s.cancel_requested = 0
+           AND s.queue = h.queue AND s.priority > h.priority
+         ORDER BY s.priority, s.run_at LIMIT 1),
+        (SELECT s.seq FROM tasks AS s INDEXED BY tasks_claim
+         WHERE s.status = 'Pending' AND s.cancel_requested = 0 AND s.queue > h.queue
+         ORDER BY s.queue, s.priority, s.run_at LIMIT 1)
+    )
+)
+SELECT queue, run_at FROM heads;
+
 -- name: worker_beat
 INSERT INTO workers (id, info, started_at, last_seen, expires_at) VALUES (?1, ?2, ?3, ?3, ?4)
 ON CONFLICT (id) DO UPDATE

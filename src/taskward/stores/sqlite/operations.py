@@ -218,6 +218,11 @@ def counts(conn: sqlite3.Connection) -> dict[str, dict[Status, int]]:
     return by_queue
 
 
+def pending_heads(conn: sqlite3.Connection) -> list[tuple[str, float]]:
+    """(queue, earliest run_at) of each (queue, priority) pair with claimable tasks."""
+    return [(r["queue"], r["run_at"]) for r in rows.named(conn.execute(SQL["pending_heads"]))]
+
+
 def _set_state(conn: sqlite3.Connection, old: TaskRecord, changes: dict[str, Any]) -> TaskRecord:
     """Write what a rule decided for ``old`` (read in this transaction); the new record."""
     new = dataclasses.replace(old, **changes)

@@ -38,6 +38,7 @@ from taskward.stores.rules import (
     check_limit,
     encode_cursor,
     prune_cutoffs,
+    waiting_since,
 )
 from taskward.stores.sqlite import operations as ops
 from taskward.stores.sqlite.runner import Runner
@@ -250,6 +251,11 @@ class SQLiteStore:
     async def counts(self) -> Counts:
         """How many tasks there are by queue and status."""
         return Counts(by_queue=await self._runner.read(ops.counts))
+
+    async def oldest_pending(self) -> dict[str, float]:
+        """How long each queue's longest-waiting due task has waited (`Store.oldest_pending`)."""
+        heads = await self._runner.read(ops.pending_heads)
+        return waiting_since(heads, self._clock())
 
     async def lead(self, holder: str, ttl: float) -> bool:
         """Take or renew the maintenance role for ``holder`` until now + ``ttl``."""
