@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 from taskward.batching import GroupCommit
 from taskward.errors import InvalidArgumentsError, LeaseLostError
@@ -25,11 +25,19 @@ if TYPE_CHECKING:
     from taskward.app import App
     from taskward.leases import RunWatch
 
-__all__ = ["Outcomes"]
+__all__ = ["Outcomes", "Written"]
 
 logger = logging.getLogger("taskward.worker")
 
 T = TypeVar("T")
+
+#: What `Outcomes.record` wrote for a run: its end, a retry, or a release at a stop.
+Written = Literal["completed", "failed", "cancelled", "retried", "released"]
+_ENDS: dict[Status, Written] = {
+    Status.COMPLETED: "completed",
+    Status.FAILED: "failed",
+    Status.CANCELLED: "cancelled",
+}
 
 
 class Outcomes:
@@ -58,14 +66,16 @@ class Outcomes:
             store.finish_many, max_batch=500, name="taskward-finisher"
         )
 
-    async def record(self, run: Run, outcome: RunOutcome) -> None:
-        """Write the outcome, fenced by the lease: retry, release, cancel, fail or complete."""
+    async def record(self, run: Run, outcome: RunOutcome) -> Written | None:
+        """Write the outcome, fenced by the lease: retry, release, cancel, fail or complete.
+
+        Returns what was written, or None when nothing was (the lease was lost)."""
         record = run.record
         store = self.store
         token = record.lease_token
         assert token is not None
         if run.cancel == "lost":
-            return  # another worker owns it now; anything we wrote would be refused anyway
+            return None  # another worker owns it now; anything we wrote would be refused anyway
         if time.monotonic() >= run.lease_until:
             # Stopped, stalled or cut off past the lease: another worker may run it already.
             logger.warning(
@@ -76,12 +86,14 @@ class Outcomes:
                 record.task,
                 outcome.status,
             )
-            return
+            return None
         if self.progress.new_progress(run) is not None:  # most runs report none
             await self.store_call(lambda: self.progress.write_progress(run))
         write: Callable[[], Awaitable[bool]]
         retry_in: float | None = None  # a retry's delay, once it is written
+        kind: Written = _ENDS.get(outcome.status, "failed")
         if run.cancel == "stop":
+            kind = "released"
             logger.info("task %s (%s) released for another worker", record.id, record.task)
 
             def write() -> Awaitable[bool]:
@@ -105,6 +117,7 @@ class Outcomes:
             )
 
             retry_in = delay
+            kind = "retried"
 
             def write() -> Awaitable[bool]:
                 return store.requeue(
@@ -150,6 +163,7 @@ class Outcomes:
                 record.task,
                 outcome.status,
             )
+        return kind if written else None
 
     async def store_call(self, call: Callable[[], Awaitable[T]]) -> T | None:
         """Retry a store write through outages, with backoff, while this worker has time."""

@@ -28,8 +28,10 @@ import uvicorn
 from taskward.api.auth import TOKEN_ENV, token_from_env
 from taskward.api.service import TaskwardAPI
 from taskward.app import App
+from taskward.cli.worker import log_format_option
 from taskward.errors import TaskwardError
 from taskward.loading import QUEUES_HELP, load_app, queues_option
+from taskward.logformat import LogFormat, use_log_format
 from taskward.signals import on_stop_signals
 from taskward.stores import redact_url
 from taskward.worker import Worker
@@ -171,6 +173,7 @@ def _new_loop() -> asyncio.AbstractEventLoop:
     help=f"Allow a non-loopback address without {TOKEN_ENV} (trusted networks only).",
 )
 @click.option("--access-log", is_flag=True, help="Log every request.")
+@log_format_option
 @click.pass_context
 def serve(
     ctx: click.Context,
@@ -183,6 +186,7 @@ def serve(
     grace: float,
     insecure: bool,
     access_log: bool,
+    log_format: LogFormat,
 ) -> None:
     """Serve the HTTP API (docs at /docs) and run a worker, until SIGTERM/SIGINT.
 
@@ -202,6 +206,7 @@ def serve(
         logging.basicConfig(
             level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
         )
+    use_log_format(log_format)
     app = _load(app_spec, root.get("db"))
     worker = None
     if not no_worker:

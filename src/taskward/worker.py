@@ -20,7 +20,7 @@ import socket
 import time
 import uuid
 from collections import Counter
-from collections.abc import Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
@@ -30,9 +30,10 @@ from taskward.errors import (
 from taskward.execution import Run, call
 from taskward.leader import Leadership
 from taskward.leases import RunWatch
+from taskward.logformat import bind_run
 from taskward.maintenance import Pruning, run_maintenance, run_schedules
 from taskward.manager import Retention, TaskManager
-from taskward.outcomes import Outcomes
+from taskward.outcomes import Outcomes, Written
 from taskward.queue_limits import Ask, check_queue_limits, plan_claims
 from taskward.retry import retry_delay
 from taskward.stores import redact_url
@@ -61,6 +62,9 @@ class Worker:
     """Runs the tasks of one `App` from its store until stopped."""
 
     store: Store  # the app's store, once `run` has opened it
+    #: Told of each run's end: task name, seconds its function ran, and what was written
+    #: (`outcomes.Written`; None: nothing). `taskward.worker_metrics` counts from it.
+    observer: Callable[[str, float, Written | None], None] | None = None
     _outcomes: Outcomes
     _run_watch: RunWatch
 
@@ -342,13 +346,18 @@ class Worker:
 
     async def _execute(self, run: Run) -> None:
         record = run.record
+        bind_run(record)  # the task fields of every line this run logs (taskward.logformat)
+        started = time.monotonic()
         try:
             outcome = await call(self.app, run)
+            ran = time.monotonic() - started
             # The slot is free as soon as the function returns: the next claim overlaps
             # with this outcome's write (the run stays leased and heartbeated until then).
             run.writing = True
             self._slot_freed.set()
-            await self._outcomes.record(run, outcome)
+            written = await self._outcomes.record(run, outcome)
+            if self.observer is not None:
+                self.observer(record.task, ran, written)
         finally:
             self._runs.pop(record.id, None)  # gone already if it was abandoned
             run.done.set()
