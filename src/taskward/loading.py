@@ -1,5 +1,5 @@
 """What the command-line entry points (``taskward`` and ``taskward serve``) share: loading
-the App from ``module:attribute``, and reading ``--queues``.
+the App from ``module:attribute``, reading ``--queues``, and ``--log-format``.
 
 Kept out of `taskward.cli` so that ``serve`` (loaded on its own, with the server stack) and
 the CLI's commands both use it without either importing the other.
@@ -17,7 +17,15 @@ import click
 from taskward.app import App
 from taskward.errors import TaskwardError
 
-__all__ = ["QUEUES_HELP", "AppLoadError", "load_app", "origin", "parse_queues", "queues_option"]
+__all__ = [
+    "QUEUES_HELP",
+    "AppLoadError",
+    "load_app",
+    "log_format_option",
+    "origin",
+    "parse_queues",
+    "queues_option",
+]
 
 # The package's own folder: frames in it are taskward's, not the user's.
 _PACKAGE = os.path.dirname(os.path.abspath(__file__))
@@ -107,4 +115,15 @@ def queues_option(
 QUEUES_HELP = (
     "Comma-separated queues to serve (default: all); NAME:N also runs at most N tasks of that"
     " queue at once, within --concurrency."
+)
+
+#: ``--log-format`` of ``worker`` and ``serve`` (`taskward.logformat`).
+log_format_option = click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    envvar="TASKWARD_LOG_FORMAT",
+    show_envvar=True,
+    help="Log lines as text, or as one JSON object each (see docs/observability.md).",
 )

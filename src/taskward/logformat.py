@@ -29,7 +29,15 @@ from typing import Any, Literal
 
 from taskward.stores.base import TaskRecord
 
-__all__ = ["FIELDS", "JsonFormatter", "bind", "bind_run", "log_fields", "use_log_format"]
+__all__ = [
+    "FIELDS",
+    "JsonFormatter",
+    "bind",
+    "bind_run",
+    "json_logs",
+    "log_fields",
+    "use_log_format",
+]
 
 LogFormat = Literal["text", "json"]
 
@@ -109,3 +117,9 @@ def use_log_format(fmt: LogFormat) -> None:
         root.addHandler(logging.StreamHandler(sys.stderr))
     for handler in root.handlers:
         handler.setFormatter(JsonFormatter())
+
+
+def json_logs() -> bool:
+    """Whether the root logger writes JSON (then what a command would print on stderr
+    should be logged instead, so that every line there stays one JSON object)."""
+    return any(isinstance(h.formatter, JsonFormatter) for h in logging.getLogger().handlers)

@@ -28,10 +28,9 @@ import uvicorn
 from taskward.api.auth import TOKEN_ENV, token_from_env
 from taskward.api.service import TaskwardAPI
 from taskward.app import App
-from taskward.cli.worker import log_format_option
 from taskward.errors import TaskwardError
-from taskward.loading import QUEUES_HELP, load_app, queues_option
-from taskward.logformat import LogFormat, use_log_format
+from taskward.loading import QUEUES_HELP, load_app, log_format_option, queues_option
+from taskward.logformat import LogFormat, json_logs, use_log_format
 from taskward.signals import on_stop_signals
 from taskward.stores import redact_url
 from taskward.worker import Worker
@@ -126,7 +125,10 @@ async def _run(api: TaskwardAPI, server: _Server, sock: socket.socket, banner: s
             await asyncio.sleep(0.02)
         jobs: set[asyncio.Task[Any]] = {serving}
         if server.started:
-            click.echo(banner, err=True)
+            if json_logs():  # every line on stderr is then one JSON object
+                logger.info("%s", banner)
+            else:
+                click.echo(banner, err=True)
             if api.worker is not None:
                 jobs.add(asyncio.create_task(api.run_worker(), name="taskward-worker"))
         await asyncio.wait(jobs, return_when=asyncio.FIRST_COMPLETED)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from taskward.cli.context import EXIT_USAGE, _Ctx, _fail, _run, pass_ctx
-from taskward.loading import QUEUES_HELP, queues_option
+from taskward.loading import QUEUES_HELP, log_format_option, queues_option
 from taskward.logformat import LogFormat, bind, use_log_format
 
 if TYPE_CHECKING:
@@ -17,17 +17,6 @@ if TYPE_CHECKING:
     from taskward.worker import Worker
 
 logger = logging.getLogger("taskward.worker")
-
-#: ``--log-format``, shared with ``taskward serve``.
-log_format_option = click.option(
-    "--log-format",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    envvar="TASKWARD_LOG_FORMAT",
-    show_envvar=True,
-    help="Log lines as text, or as one JSON object each (see docs/observability.md).",
-)
 
 
 @click.command()
