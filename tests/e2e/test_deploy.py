@@ -119,9 +119,7 @@ def test_docker_compose_validates_the_compose_file() -> None:
     for name in ("serve", "worker-1", "worker-2"):
         service = services[name]
         assert service["build"]["context"] == str(DEPLOY)
-        assert service["depends_on"] == {
-            "migrate": {"condition": "service_completed_successfully"}
-        }
+        assert service["depends_on"] == {"migrate": {"condition": "service_completed_successfully"}}
         assert service["stop_signal"] == "SIGTERM"
         assert service["environment"]["TASKWARD_LOG_FORMAT"] == "json"
         check_app(service["environment"]["TASKWARD_APP"])
@@ -175,7 +173,8 @@ def test_the_dockerfile_runs_taskward_as_pid_1_and_not_as_root() -> None:
 
 def container(deployment: dict[str, Any]) -> dict[str, Any]:
     [one] = deployment["spec"]["template"]["spec"]["containers"]
-    return one
+    box: dict[str, Any] = one
+    return box
 
 
 def port_of(box: dict[str, Any], name: str) -> int:
@@ -367,9 +366,7 @@ async def test_the_manifests_worker_answers_its_probes_and_drains_at_sigterm(
         await eventually(lambda: status(client, info["live"], 200), timeout=20, interval=0.1)
         await eventually(lambda: status(client, info["ready"], 200), timeout=20, interval=0.1)
         try:
-            [task] = await app.submit_many(
-                [new_task("resize", {"image": "cat.png", "seconds": 2})]
-            )
+            [task] = await app.submit_many([new_task("resize", {"image": "cat.png", "seconds": 2})])
             assert task.id is not None
             await wait_status(app, task.id, Status.RUNNING, timeout=10)
             proc.send_signal(signal.SIGTERM)  # what the kubelet sends to the container's PID 1
