@@ -117,7 +117,7 @@ class Metrics:
             # Every queue the store knows gets a value (0: nothing waits), so an alert on
             # it never reads a stale series after a queue has emptied.
             self.oldest_pending.clear()
-            for queue in {*counts.by_queue, *waiting}:
+            for queue in sorted({*counts.by_queue, *waiting}):
                 self.oldest_pending.labels(queue=queue).set(waiting.get(queue, 0.0))
         if busy is not None and total is not None:
             self.slots.labels(state="busy").set(busy)
