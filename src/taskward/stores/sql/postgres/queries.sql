@@ -249,27 +249,29 @@ SELECT queue, status, count(*) AS n FROM taskward_tasks GROUP BY queue, status;
 -- name: pending_heads
 -- retry: read
 -- prepared
--- Store.oldest_pending: the first entry of each (queue, priority) range of the claim index
--- taskward_tasks_claim, which holds that pair's earliest run_at. It skips from one pair to
--- the next, one index seek each (the next priority of the same queue, else the first of the
--- next queue; LIMIT 1 stops the Append at the first that finds one), so it reads as many
--- entries as there are pairs, however many tasks wait.
-WITH RECURSIVE heads AS (
-    (SELECT queue, priority, run_at FROM taskward_tasks WHERE status = 'Pending'
-     ORDER BY queue, priority, run_at LIMIT 1)
-    UNION ALL
-    SELECT n.queue, n.priority, n.run_at FROM heads AS h CROSS JOIN LATERAL (
-        (SELECT t.queue, t.priority, t.run_at FROM taskward_tasks AS t
-         WHERE t.status = 'Pending' AND t.queue = h.queue AND t.priority > h.priority
-         ORDER BY t.priority, t.run_at LIMIT 1)
+SELECT queue, run_at, taskward_now($1) AS now FROM (
+    -- Store.oldest_pending: the first entry of each (queue, priority) range of the claim
+    -- index taskward_tasks_claim, which holds that pair's earliest run_at. It skips from one
+    -- pair to the next, one index seek each (the next priority of the same queue, else the
+    -- first of the next queue; LIMIT 1 stops the Append at the first that finds one), so it
+    -- reads as many entries as there are pairs, however many tasks wait.
+    WITH RECURSIVE heads AS (
+        (SELECT queue, priority, run_at FROM taskward_tasks WHERE status = 'Pending'
+         ORDER BY queue, priority, run_at LIMIT 1)
         UNION ALL
-        (SELECT t.queue, t.priority, t.run_at FROM taskward_tasks AS t
-         WHERE t.status = 'Pending' AND t.queue > h.queue
-         ORDER BY t.queue, t.priority, t.run_at LIMIT 1)
-        LIMIT 1
-    ) AS n
-)
-SELECT queue, run_at, taskward_now($1) AS now FROM heads;
+        SELECT n.queue, n.priority, n.run_at FROM heads AS h CROSS JOIN LATERAL (
+            (SELECT t.queue, t.priority, t.run_at FROM taskward_tasks AS t
+             WHERE t.status = 'Pending' AND t.queue = h.queue AND t.priority > h.priority
+             ORDER BY t.priority, t.run_at LIMIT 1)
+            UNION ALL
+            (SELECT t.queue, t.priority, t.run_at FROM taskward_tasks AS t
+             WHERE t.status = 'Pending' AND t.queue > h.queue
+             ORDER BY t.queue, t.priority, t.run_at LIMIT 1)
+            LIMIT 1
+        ) AS n
+    )
+    SELECT queue, run_at FROM heads
+) AS heads;
 
 -- name: worker_beat
 INSERT INTO taskward_workers AS w (id, info, started_at, last_seen, expires_at)
