@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from taskward.cli.context import EXIT_USAGE, _Ctx, _fail, _run, pass_ctx
-from taskward.loading import QUEUES_HELP, queues_option
+from taskward.loading import QUEUES_HELP, child_options, queues_option
 
 
 @click.command()
@@ -34,6 +34,7 @@ from taskward.loading import QUEUES_HELP, queues_option
     help="Seconds a Failed or Cancelled task is kept before it is pruned.",
 )
 @click.option("--no-prune", is_flag=True, help="Keep finished tasks (prune them elsewhere).")
+@child_options
 @pass_ctx
 def worker(
     obj: _Ctx,
@@ -45,6 +46,9 @@ def worker(
     keep_completed: float,
     keep_failed: float,
     no_prune: bool,
+    processes: int | None,
+    max_tasks_per_child: int | None,
+    max_memory_per_child: float | None,
 ) -> None:
     """Run a worker for APP_SPEC (module:app) until SIGTERM/SIGINT."""
     from taskward.signals import on_stop_signals
@@ -68,6 +72,9 @@ def worker(
             grace=grace,
             lease=lease,
             pruning=pruning,
+            processes=processes,
+            max_tasks_per_child=max_tasks_per_child,
+            max_memory_per_child=max_memory_per_child,
         )
     except ValueError as exc:  # e.g. TASKWARD_LEASE is not a positive number
         _fail(f"bad worker setting: {exc} (check TASKWARD_LEASE)", EXIT_USAGE)
