@@ -44,7 +44,7 @@ from taskward.contrib.django.compat import (
 )
 from taskward.contrib.django.results import to_result
 from taskward.contrib.django.tasks import find_task, json_value
-from taskward.errors import ConfigurationError
+from taskward.errors import ClosedError, ConfigurationError
 from taskward.models import TaskInfo
 from taskward.options import MAX_INT32, SubmitOptions
 from taskward.stores import NewTask, open_store
@@ -170,7 +170,11 @@ class TaskwardBackend(BaseTaskBackend):
     def close(self) -> None:
         """Stop the sync facade's thread and close its store (the backend stays usable:
         the next call starts them again)."""
-        self.app.sync.close()
+        try:
+            sync = self.app.sync
+        except ClosedError:  # the app was closed: so is its facade
+            return
+        sync.close()
 
 
 def _task_id(result_id: object) -> UUID:

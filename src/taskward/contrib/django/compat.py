@@ -20,12 +20,13 @@ __all__ = [
     "TaskResult",
     "TaskResultDoesNotExist",
     "TaskResultStatus",
+    "task",
     "task_backends",
     "task_enqueued",
 ]
 
 if TYPE_CHECKING:
-    from django_tasks import TaskResultStatus, task_backends
+    from django_tasks import TaskResultStatus, task, task_backends
     from django_tasks.backends.base import BaseTaskBackend
     from django_tasks.base import (
         TASK_MAX_PRIORITY,
@@ -40,9 +41,9 @@ if TYPE_CHECKING:
     from django_tasks.signals import task_enqueued
 else:
     try:
-        from django.tasks import TaskResultStatus, task_backends
+        from django.tasks import TaskResultStatus, task, task_backends
     except ImportError:  # Django < 6.0: the backport
-        from django_tasks import TaskResultStatus, task_backends
+        from django_tasks import TaskResultStatus, task, task_backends
         from django_tasks.backends.base import BaseTaskBackend
         from django_tasks.base import (
             TASK_MAX_PRIORITY,

@@ -68,7 +68,7 @@ class Command(BaseCommand):  # type: ignore[misc]  # Django ships no types
             raise CommandError(f"task backend {alias!r}: {exc}") from None
         if not isinstance(backend, TaskwardBackend):
             raise CommandError(
-                f"task backend {alias!r} is a {type(backend).__name__}, not a TaskwardBackend"
+                f"task backend {alias!r} is {type(backend).__name__}, not a TaskwardBackend"
             )
         queues: list[str] | None = sorted(backend.queues) or None
         limits: dict[str, int] = {}
