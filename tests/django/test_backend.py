@@ -7,17 +7,24 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 import re
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
+from django.core.asgi import get_asgi_application
 from django.core.exceptions import ImproperlyConfigured, SynchronousOnlyOperation
 from django.core.management import CommandError, call_command
 from django.test import override_settings
 from django_helpers import tasks_setting
+from fastapi import FastAPI
 from shop import tasks
 
+from taskward.api import TaskwardAPI, create_api
 from taskward.app import App
 from taskward.contrib.django import TaskwardBackend
 from taskward.contrib.django.compat import (
@@ -186,3 +193,61 @@ def test_the_worker_command_needs_a_taskward_backend(backend: TaskwardBackend) -
         call_command("taskward_worker", backend="nope")
     with pytest.raises(CommandError, match="--queues: queue 'a' is listed twice"):
         call_command("taskward_worker", queues="a,a")
+
+
+def test_importing_the_package_loads_no_django() -> None:
+    code = (
+        "import sys, taskward, taskward.contrib, taskward.contrib.django\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'django', 'django_tasks'}))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "[]"
+
+
+async def test_the_http_api_submits_and_shows_the_backends_tasks(
+    backend: TaskwardBackend, store_url: str
+) -> None:
+    api = create_api(backend.app, token="")
+    transport = httpx.ASGITransport(app=api)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        sent = await client.post(
+            "/api/tasks",
+            json={"task": "shop.tasks.add", "args": {"args": [1, 2], "kwargs": {}}},
+        )
+        assert sent.status_code == 202, sent.text
+        task_id = sent.json()["task_id"]
+        short = await client.post(
+            "/api/tasks", json={"task": "shop.tasks.add", "args": {"args": [1], "kwargs": {}}}
+        )
+        assert short.status_code == 422
+        assert "missing a required argument: 'b'" in short.text
+        refused = await client.post("/api/tasks", json={"task": "os.getcwd", "args": {}})
+        assert refused.status_code in (404, 422), refused.text
+        assert "is not a Django task" in refused.text
+    result = await backend.aget_result(task_id)
+    assert result.status == TaskResultStatus.READY
+    assert result.task.func is tasks.add.func
+    assert result.args == [1, 2]
+    await backend.app.close()
+
+
+async def test_the_api_mounted_beside_django_and_a_view_that_enqueues_on_commit(
+    backend: TaskwardBackend,
+) -> None:
+    host = FastAPI()
+    TaskwardAPI(backend.app, token="").install(host, prefix="/taskward")
+    host.mount("/", get_asgi_application())
+    transport = httpx.ASGITransport(app=host)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        made = await client.get("/shop/add", params={"a": 2, "b": 5})  # Django's sync view
+        assert made.status_code == 202, made.text
+        task_id = made.json()["id"]
+        shown = await client.get(f"/taskward/api/tasks/{task_id}")  # taskward's API
+        assert shown.status_code == 200, shown.text
+        assert shown.json()["task"] == "shop.tasks.add"
+        assert shown.json()["args"] == {"args": [2, 5], "kwargs": {}}
+        assert shown.json()["status"] == "Pending"
+    await backend.app.close()

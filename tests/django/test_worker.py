@@ -143,6 +143,10 @@ def test_paths_that_are_not_django_tasks_are_refused_and_never_called(
             NewTask(id=new_task_id(), task=path, args='{"args": [], "kwargs": {}}')
             for path in paths
         )
+        # A real task's row whose arguments no longer bind (its signature changed, say).
+        (stale,) = app.sync.submit_many(
+            [NewTask(id=new_task_id(), task="shop.tasks.add", args='{"args": [1], "kwargs": {}}')]
+        )
         proof = tasks.write_marker.enqueue("real")
         w = worker()
         assert finished(proof).return_value == "real", w.output()
@@ -161,6 +165,11 @@ def test_paths_that_are_not_django_tasks_are_refused_and_never_called(
         assert "is not a dotted path" in errors["not a path"]
         assert all(e.startswith("RefusedTaskError: ") for e in errors.values()), errors
         assert [p.name for p in marker_dir.iterdir()] == ["real"]
+        failed = finished(backend.get_result(str(stale.id)))
+        assert failed.status == TaskResultStatus.FAILED
+        (error,) = failed.errors
+        assert error.exception_class_path == "taskward.errors.TaskFailedError"
+        assert "missing a required argument: 'b'" in error.traceback
         with pytest.raises(TaskResultDoesNotExist, match="not a Django task of backend"):
             backend.get_result(str(rows[0].id))
         stop(w)

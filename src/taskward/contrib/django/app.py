@@ -30,6 +30,9 @@ from taskward.tasks import TaskFunction
 __all__ = ["DjangoApp", "RefusedTaskError"]
 
 
+_REFUSED = "taskward.contrib.django.refused"
+
+
 class RefusedTaskError(TaskwardError):
     """The stored path does not name a Django task of this backend, so nothing was run."""
 
@@ -72,7 +75,7 @@ class DjangoApp(App):
         found = find_task(name, self.task_class)
         if isinstance(found, str):
             if self.refuse_in_run:
-                return self._refusal(name, found)
+                return self._refusal(found)
             raise UnknownTaskError(f"unknown task {name!r}: {found}")
         return self.function_of(found)
 
@@ -90,12 +93,13 @@ class DjangoApp(App):
                 self._tasks[path] = fn
             return fn
 
-    def _refusal(self, path: str, reason: str) -> TaskFunction[Any, Any]:
+    def _refusal(self, reason: str) -> TaskFunction[Any, Any]:
         async def refuse() -> None:
             raise RefusedTaskError(reason)
 
-        # Not kept: a store full of bogus paths must not grow this app.
-        return _Refused(refuse, app=self, name=path[:200] or "?", max_attempts=1)
+        # Not kept (a store full of bogus paths must not grow this app), and not named by
+        # the path, which may be anything at all: the row keeps it.
+        return _Refused(refuse, app=self, name=_REFUSED, max_attempts=1)
 
     def _runner(self, task: Task[Any, Any]) -> Callable[..., Coroutine[Any, Any, Any]]:
         """The function a worker calls for ``task``: Django's, with the stored arguments."""

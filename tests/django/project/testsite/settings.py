@@ -10,7 +10,10 @@ SECRET_KEY = "taskward-tests-only"
 DEBUG = False
 USE_TZ = True
 TIME_ZONE = "UTC"
-DATABASES: dict[str, object] = {}
+ROOT_URLCONF = "testsite.urls"
+ALLOWED_HOSTS = ["test"]
+# A database only for transaction.on_commit in the view (taskward keeps its own store).
+DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
 INSTALLED_APPS = [
     "taskward.contrib.django",
     "shop",
