@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import django
@@ -44,6 +44,15 @@ def backend(store_url: str) -> Iterator[TaskwardBackend]:
             yield found
         finally:
             found.close()
+
+
+@pytest.fixture
+async def abackend(backend: TaskwardBackend) -> AsyncIterator[TaskwardBackend]:
+    """`backend` for a test on an event loop: its app is closed on that loop, at the end."""
+    try:
+        yield backend
+    finally:
+        await backend.app.close()
 
 
 @pytest.fixture

@@ -169,21 +169,20 @@ def test_max_attempts_is_stored(store_url: str) -> None:
 
 
 async def test_blocking_calls_refuse_a_running_loop_and_the_async_ones_work(
-    backend: TaskwardBackend, store_url: str
+    abackend: TaskwardBackend, store_url: str
 ) -> None:
     with pytest.raises(SynchronousOnlyOperation, match=r"await aenqueue\(\)"):
         tasks.add.enqueue(1, 2)
     with pytest.raises(SynchronousOnlyOperation, match=r"await aget_result\(\)"):
-        backend.get_result("0190c1de-0000-7000-8000-000000000000")
+        abackend.get_result("0190c1de-0000-7000-8000-000000000000")
     result = await tasks.slow_double.aenqueue(21)
     assert result.status == TaskResultStatus.READY
     again = await tasks.slow_double.aget_result(result.id)
     assert again.args == [21]
     with pytest.raises(TaskResultDoesNotExist):
-        await backend.aget_result("0190c1de-0000-7000-8000-000000000000")
+        await abackend.aget_result("0190c1de-0000-7000-8000-000000000000")
     rows = await asyncio.to_thread(stored, store_url)
     assert [(r.task, r.status) for r in rows] == [("shop.tasks.slow_double", Status.PENDING)]
-    await backend.app.close()
 
 
 def test_the_worker_command_needs_a_taskward_backend(backend: TaskwardBackend) -> None:
@@ -208,9 +207,9 @@ def test_importing_the_package_loads_no_django() -> None:
 
 
 async def test_the_http_api_submits_and_shows_the_backends_tasks(
-    backend: TaskwardBackend, store_url: str
+    abackend: TaskwardBackend, store_url: str
 ) -> None:
-    api = create_api(backend.app, token="")
+    api = create_api(abackend.app, token="")
     transport = httpx.ASGITransport(app=api)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         sent = await client.post(
@@ -227,18 +226,17 @@ async def test_the_http_api_submits_and_shows_the_backends_tasks(
         refused = await client.post("/api/tasks", json={"task": "os.getcwd", "args": {}})
         assert refused.status_code in (404, 422), refused.text
         assert "is not a Django task" in refused.text
-    result = await backend.aget_result(task_id)
+    result = await abackend.aget_result(task_id)
     assert result.status == TaskResultStatus.READY
     assert result.task.func is tasks.add.func
     assert result.args == [1, 2]
-    await backend.app.close()
 
 
 async def test_the_api_mounted_beside_django_and_a_view_that_enqueues_on_commit(
-    backend: TaskwardBackend,
+    abackend: TaskwardBackend,
 ) -> None:
     host = FastAPI()
-    TaskwardAPI(backend.app, token="").install(host, prefix="/taskward")
+    TaskwardAPI(abackend.app, token="").install(host, prefix="/taskward")
     host.mount("/", get_asgi_application())
     transport = httpx.ASGITransport(app=host)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
@@ -250,4 +248,3 @@ async def test_the_api_mounted_beside_django_and_a_view_that_enqueues_on_commit(
         assert shown.json()["task"] == "shop.tasks.add"
         assert shown.json()["args"] == {"args": [2, 5], "kwargs": {}}
         assert shown.json()["status"] == "Pending"
-    await backend.app.close()
