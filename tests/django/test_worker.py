@@ -3,13 +3,16 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from django_helpers import DjangoWorker, wait_for
+from django_helpers import PROJECT, DjangoWorker, wait_for
 from shop import tasks
 
 from taskward.app import App
@@ -175,3 +178,29 @@ def test_paths_that_are_not_django_tasks_are_refused_and_never_called(
         stop(w)
     finally:
         app.sync.close()
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--concurrency", "0"], "invalid concurrency value: '0'"),
+        (["--queues", ","], "--queues: ',' names no queue"),
+        (["--grace", "-1"], "--grace must be >= 0 seconds"),
+        (["--backend", "immediate"], "'immediate' is ImmediateBackend, not a TaskwardBackend"),
+    ],
+)
+def test_bad_worker_options_exit_with_a_clear_error(
+    tmp_path: Path, args: list[str], words: str
+) -> None:
+    url = f"sqlite:///{tmp_path / 'tasks.db'}"
+    env = {**os.environ, "TASKWARD_DB": url, "DJANGO_SETTINGS_MODULE": "testsite.settings"}
+    done = subprocess.run(
+        [sys.executable, str(PROJECT / "manage.py"), "taskward_worker", *args],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode != 0
+    assert words in done.stderr, done.stderr

@@ -130,7 +130,7 @@ class TaskwardBackend(BaseTaskBackend):
         return self.app.function_of(task).prepare_args(payload, options)
 
     def _enqueued(self, task: Task[Any, T], info: TaskInfo) -> TaskResult[T]:
-        result: TaskResult[T] = to_result(info, task, self.alias)
+        result: TaskResult[T] = to_result(info, task, self.alias, as_stored=False)
         task_enqueued.send(type(self), task_result=result)
         return result
 

@@ -97,14 +97,17 @@ def _task_of(info: TaskInfo, task: Task[Any, Any], alias: str) -> Task[Any, Any]
         return task
 
 
-def to_result(info: TaskInfo, task: Task[Any, Any], alias: str) -> TaskResult[Any]:
-    """Django's `TaskResult` of a stored task that runs ``task``."""
+def to_result(
+    info: TaskInfo, task: Task[Any, Any], alias: str, *, as_stored: bool = True
+) -> TaskResult[Any]:
+    """Django's `TaskResult` of a stored task that runs ``task``: with the priority, queue
+    and due time it was stored with, or (``as_stored=False``, just enqueued) ``task`` as is."""
     status = TaskResultStatus(_STATUSES[info.status])
     args = info.args or {}
     failed = info.error is not None and info.status is not Status.COMPLETED
     errors = [_error(info)] if failed else []
     result: TaskResult[Any] = TaskResult(
-        task=_task_of(info, task, alias),
+        task=_task_of(info, task, alias) if as_stored else task,
         id=str(info.id),
         status=status,
         enqueued_at=info.created_at,

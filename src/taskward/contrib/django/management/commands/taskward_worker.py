@@ -16,7 +16,8 @@ from taskward.loading import parse_queues
 _LEVELS = {0: logging.ERROR, 1: logging.WARNING, 2: logging.INFO, 3: logging.DEBUG}
 
 
-def _positive_int(text: str) -> int:
+def concurrency(text: str) -> int:
+    """``--concurrency``: 1..10000 (argparse names this function in its error message)."""
     value = int(text)
     if not 1 <= value <= 10_000:
         raise ValueError(text)
@@ -43,7 +44,7 @@ class Command(BaseCommand):  # type: ignore[misc]  # Django ships no types
         )
         parser.add_argument(
             "--concurrency",
-            type=_positive_int,
+            type=concurrency,
             default=10,
             help="Tasks run at once, 1..10000 (default: 10).",
         )
