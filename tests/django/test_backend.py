@@ -33,7 +33,7 @@ from taskward.contrib.django.compat import (
     TaskResultStatus,
     task_backends,
 )
-from taskward.errors import InvalidArgumentsError
+from taskward.errors import InvalidArgumentsError, TaskCancelledError
 from taskward.models import Status
 
 
@@ -85,6 +85,17 @@ def test_run_after_is_the_due_time(backend: TaskwardBackend, store_url: str) -> 
     (row,) = stored(store_url)
     assert row.run_at == when
     assert backend.get_result(result.id).task.run_after == when
+
+
+def test_a_task_cancelled_through_taskward_is_failed(backend: TaskwardBackend) -> None:
+    result = tasks.add.enqueue(1, 2)
+    backend.app.sync.cancel(result.id)  # Pending: cancelled at once
+    result.refresh()
+    assert result.status == TaskResultStatus.FAILED
+    (error,) = result.errors
+    assert error.exception_class_path == "taskward.errors.TaskCancelledError"
+    assert error.exception_class is TaskCancelledError
+    assert result.finished_at is not None
 
 
 @pytest.mark.parametrize(

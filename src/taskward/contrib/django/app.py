@@ -41,6 +41,7 @@ class _Refused(TaskFunction[Any, Any]):
     """What a worker runs for a refused path: nothing but the refusal (any stored args)."""
 
     def validate_json_args(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        """No arguments: whatever is stored, the refusal is the outcome."""
         return {}
 
 

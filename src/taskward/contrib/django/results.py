@@ -104,8 +104,9 @@ def to_result(
     and due time it was stored with, or (``as_stored=False``, just enqueued) ``task`` as is."""
     status = TaskResultStatus(_STATUSES[info.status])
     args = info.args or {}
-    failed = info.error is not None and info.status is not Status.COMPLETED
-    errors = [_error(info)] if failed else []
+    # A Failed or Cancelled task has its error; a waiting retry keeps its last attempt's.
+    failed = status == TaskResultStatus.FAILED
+    errors = [_error(info)] if failed or (info.error is not None and not info.is_finished) else []
     result: TaskResult[Any] = TaskResult(
         task=_task_of(info, task, alias) if as_stored else task,
         id=str(info.id),
