@@ -16,6 +16,7 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from taskward.children import ChildDiedError
 from taskward.errors import TaskwardError, UnknownTaskError
 from taskward.models import Progress, Status, read_json
 from taskward.redact import mask, secret_values
@@ -23,6 +24,7 @@ from taskward.stores.base import TaskRecord
 
 if TYPE_CHECKING:
     from taskward.app import App
+    from taskward.children import ProcessPool
     from taskward.tasks import TaskFunction
 
 __all__ = ["Run", "RunOutcome", "call"]
@@ -44,8 +46,10 @@ class Run:
         self.lease_until = lease_until
 
 
-async def call(app: App, run: Run) -> RunOutcome:
-    """Run the task function; return what happened, never raise (but a stop)."""
+async def call(app: App, run: Run, children: ProcessPool | None = None) -> RunOutcome:
+    """Run the task function; return what happened, never raise (but a stop).
+
+    ``children``: the worker's pool, for functions with ``executor="process"``."""
     record = run.record
     try:
         fn = app.get_task(record.task)
@@ -67,8 +71,13 @@ async def call(app: App, run: Run) -> RunOutcome:
         elif isinstance(args, dict):  # a validation error may quote a secret's value
             reason = mask(reason, secret_values(args, fn.secrets))
         return RunOutcome.fatal(f"the stored arguments cannot be used: {reason}")
+    ended: dict[str, Any] | None = None
     try:
-        if record.timeout is None:  # most tasks: no timeout context to set up
+        if fn.in_child:  # the pool applies the timeout, once a child has the run
+            if children is None:
+                return RunOutcome.fatal(f"task {fn.name!r} runs in a child process: no pool")
+            ended = await children.run(fn, record)
+        elif record.timeout is None:  # most tasks: no timeout context to set up
             result = await _invoke(fn, kwargs)
         else:
             async with asyncio.timeout(record.timeout):
@@ -82,6 +91,10 @@ async def call(app: App, run: Run) -> RunOutcome:
             return RunOutcome(Status.CANCELLED, error=f"cancelled ({run.cancel})")
         secrets = secret_values(args, fn.secrets)
         return RunOutcome.failure(exc, f"timed out after {record.timeout}s", secrets)
+    except ChildDiedError as exc:
+        if run.cancel is not None:
+            return RunOutcome(Status.CANCELLED, error=f"cancelled ({run.cancel})")
+        return RunOutcome(Status.FAILED, error=_storable(str(exc)), retry=True)
     except Exception as exc:
         if run.cancel is not None:
             return RunOutcome(Status.CANCELLED, error=f"cancelled ({run.cancel})")
@@ -91,11 +104,33 @@ async def call(app: App, run: Run) -> RunOutcome:
         # It swallowed our cancellation and returned: a cancel asked for stays a cancel
         # (as in TaskManager), rather than turning into Completed.
         return RunOutcome(Status.CANCELLED, error=f"cancelled ({run.cancel})")
+    if ended is not None:
+        return _child_outcome(ended, secret_values(args, fn.secrets))
     try:
         return RunOutcome(Status.COMPLETED, result=fn.dump_result(result))
     except (ValueError, TypeError, TaskwardError) as exc:
         message = f"the result cannot be stored as JSON: {exc}"
         return RunOutcome.fatal(mask(message, secret_values(args, fn.secrets)))
+
+
+def _child_outcome(ended: dict[str, Any], secrets: list[str]) -> RunOutcome:
+    """The outcome of a child's ``done`` frame (see `taskward._child`), checked like any
+    input: a frame of another shape is a failure of the run, not of the worker."""
+    status, result = ended.get("status"), ended.get("result")
+    error, tb = ended.get("error"), ended.get("traceback")
+    if status == "completed" and (result is None or isinstance(result, str)):
+        return RunOutcome(Status.COMPLETED, result=result)
+    if status == "failed" and isinstance(error, str):
+        text, tb = mask(error, secrets), mask(tb, secrets) if isinstance(tb, str) else None
+        tb = None if tb is None else _storable(tb)
+        return RunOutcome(Status.FAILED, error=_storable(text), traceback=tb, retry=True)
+    if status == "fatal" and isinstance(error, str):
+        return RunOutcome.fatal(mask(error, secrets))
+    if status == "stopped":  # a SIGTERM that was not the worker's
+        return RunOutcome(
+            Status.FAILED, error="the task's process was stopped from outside", retry=True
+        )
+    return RunOutcome(Status.FAILED, error=f"the task's process answered {ended!r}", retry=True)
 
 
 def _invoke(fn: TaskFunction[Any, Any], kwargs: dict[str, Any]) -> Awaitable[Any]:

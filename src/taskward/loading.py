@@ -1,5 +1,6 @@
 """What the command-line entry points (``taskward`` and ``taskward serve``) share: loading
-the App from ``module:attribute``, reading ``--queues``, and ``--log-format``.
+the App from ``module:attribute``, and reading ``--queues``, the child-process options and
+``--log-format``.
 
 Kept out of `taskward.cli` so that ``serve`` (loaded on its own, with the server stack) and
 the CLI's commands both use it without either importing the other.
@@ -11,6 +12,8 @@ import importlib
 import os
 import sys
 import traceback
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
@@ -20,12 +23,15 @@ from taskward.errors import TaskwardError
 __all__ = [
     "QUEUES_HELP",
     "AppLoadError",
+    "child_options",
     "load_app",
     "log_format_option",
     "origin",
     "parse_queues",
     "queues_option",
 ]
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 # The package's own folder: frames in it are taskward's, not the user's.
 _PACKAGE = os.path.dirname(os.path.abspath(__file__))
@@ -116,6 +122,36 @@ QUEUES_HELP = (
     "Comma-separated queues to serve (default: all); NAME:N also runs at most N tasks of that"
     " queue at once, within --concurrency."
 )
+
+
+def child_options(command: F) -> F:
+    """``--processes``, ``--max-tasks-per-child`` and ``--max-memory-per-child``: the pool of
+    child processes for ``executor="process"`` tasks (keyword arguments of `Worker`)."""
+    options = [
+        click.option(
+            "--processes",
+            type=click.IntRange(1, 1024),
+            default=None,
+            help="Child processes for executor='process' tasks (default: the number of CPUs).",
+        ),
+        click.option(
+            "--max-tasks-per-child",
+            type=click.IntRange(1),
+            default=None,
+            help="Replace a child process after it ran this many tasks (default: never).",
+        ),
+        click.option(
+            "--max-memory-per-child",
+            type=click.FloatRange(0, min_open=True),
+            default=None,
+            metavar="MB",
+            help="Replace a child process after a task left it above this resident memory.",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
 
 #: ``--log-format`` of ``worker`` and ``serve`` (`taskward.logformat`).
 log_format_option = click.option(

@@ -49,6 +49,7 @@ class AppRegistry:
         max_attempts: int = 3,
         timeout: float | None = None,
         retry: Backoff | None = None,
+        executor: str | None = None,
         default: bool = False,
     ) -> Callable[[Callable[P, R]], TaskFunction[P, R]]: ...
 
@@ -63,6 +64,7 @@ class AppRegistry:
         max_attempts: int = 3,
         timeout: float | None = None,
         retry: Backoff | None = None,
+        executor: str | None = None,
         default: bool = False,
     ) -> TaskFunction[P, R] | Callable[[Callable[P, R]], TaskFunction[P, R]]:
         """Register a task function: ``@app.task`` or ``@app.task(queue=..., ...)``."""
@@ -77,6 +79,7 @@ class AppRegistry:
                 max_attempts=max_attempts,
                 timeout=timeout,
                 retry=retry,
+                executor=executor,
             )
             if task_fn.name in self._tasks:
                 raise ConfigurationError(

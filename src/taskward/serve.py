@@ -29,7 +29,7 @@ from taskward.api.auth import TOKEN_ENV, token_from_env
 from taskward.api.service import TaskwardAPI
 from taskward.app import App
 from taskward.errors import TaskwardError
-from taskward.loading import QUEUES_HELP, load_app, log_format_option, queues_option
+from taskward.loading import QUEUES_HELP, child_options, load_app, log_format_option, queues_option
 from taskward.logformat import LogFormat, json_logs, use_log_format
 from taskward.signals import on_stop_signals
 from taskward.stores import redact_url
@@ -175,6 +175,7 @@ def _new_loop() -> asyncio.AbstractEventLoop:
     help=f"Allow a non-loopback address without {TOKEN_ENV} (trusted networks only).",
 )
 @click.option("--access-log", is_flag=True, help="Log every request.")
+@child_options
 @log_format_option
 @click.pass_context
 def serve(
@@ -188,6 +189,9 @@ def serve(
     grace: float,
     insecure: bool,
     access_log: bool,
+    processes: int | None,
+    max_tasks_per_child: int | None,
+    max_memory_per_child: float | None,
     log_format: LogFormat,
 ) -> None:
     """Serve the HTTP API (docs at /docs) and run a worker, until SIGTERM/SIGINT.
@@ -219,6 +223,9 @@ def serve(
             concurrency=concurrency,
             queue_limits=queue_limits,
             grace=grace,
+            processes=processes,
+            max_tasks_per_child=max_tasks_per_child,
+            max_memory_per_child=max_memory_per_child,
         )
     api = TaskwardAPI(app, worker=worker, token=token, run_worker=False)
     sock = _listen(host, port)

@@ -45,7 +45,13 @@ if TYPE_CHECKING:
     from taskward.app import App
     from taskward.models import TaskInfo
 
-__all__ = ["TaskFunction", "format_validation_error"]
+__all__ = ["EXECUTORS", "TaskFunction", "check_executor", "format_validation_error"]
+
+#: Where a worker runs a task function: ``"thread"`` (a plain function in a thread of the
+#: worker), ``"loop"`` (an async function on the worker's event loop), ``"process"`` (either
+#: kind in a child process of the worker's pool: `taskward.children`). None picks the first
+#: two by the kind of function.
+EXECUTORS = ("thread", "loop", "process")
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -67,6 +73,7 @@ class TaskFunction(TaskArguments, Generic[P, R]):
         max_attempts: int = 3,
         timeout: float | None = None,
         retry: Backoff | None = None,
+        executor: str | None = None,
     ) -> None:
         if not callable(fn):
             raise ConfigurationError(f"@app.task needs a function, got {fn!r}")
@@ -99,6 +106,7 @@ class TaskFunction(TaskArguments, Generic[P, R]):
         self._checked_defaults = (queue, priority, max_attempts, timeout)
         self.retry = retry
         self.is_async = inspect.iscoroutinefunction(fn)
+        self.executor = check_executor(name, fn, executor)
         self._init_arguments(fn)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
@@ -107,6 +115,11 @@ class TaskFunction(TaskArguments, Generic[P, R]):
 
     def __repr__(self) -> str:
         return f"<TaskFunction {self.name!r} queue={self.queue!r}>"
+
+    @property
+    def in_child(self) -> bool:
+        """Whether the worker runs this function in a child process (``executor="process"``)."""
+        return self.executor == "process"
 
     # -- submitting ---------------------------------------------------------------------
     #
@@ -254,3 +267,37 @@ class TaskFunction(TaskArguments, Generic[P, R]):
             timeout=timeout,
         )
         return self.app.sync.submit_many([self.prepare_call(options, args, kwargs)])[0]
+
+
+def check_executor(name: str, fn: Callable[..., Any], executor: str | None) -> str:
+    """The executor of task ``name``: ``executor`` checked against ``fn``, or the default
+    for its kind; ConfigurationError naming what is wrong."""
+    is_async = inspect.iscoroutinefunction(fn)
+    if executor is None:
+        return "loop" if is_async else "thread"
+    if executor not in EXECUTORS:
+        raise ConfigurationError(
+            f"task {name!r}: executor must be one of {', '.join(map(repr, EXECUTORS))}, "
+            f"not {executor!r}"
+        )
+    if executor == "loop" and not is_async:
+        raise ConfigurationError(f"task {name!r}: executor='loop' needs an async def function")
+    if executor == "thread" and is_async:
+        raise ConfigurationError(f"task {name!r}: executor='thread' needs a plain def function")
+    if executor == "process":
+        # The child process imports the function by its module and qualified name: it must
+        # be reachable that way (not nested in another function, not a lambda or partial).
+        module = getattr(fn, "__module__", None)
+        qualname = getattr(fn, "__qualname__", None)
+        if not isinstance(module, str) or not isinstance(qualname, str):
+            raise ConfigurationError(
+                f"task {name!r}: executor='process' needs a function defined in a module, "
+                f"not {fn!r}"
+            )
+        if "<" in qualname:  # <locals>, <lambda>
+            raise ConfigurationError(
+                f"task {name!r}: executor='process' needs a function defined at the top level "
+                f"of a module (a child process imports it as {module}.{qualname}, which it "
+                "cannot)"
+            )
+    return executor

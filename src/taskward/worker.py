@@ -24,9 +24,8 @@ from collections.abc import Callable, Coroutine, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
-from taskward.errors import (
-    StoreError,
-)
+from taskward.children import ProcessPool
+from taskward.errors import StoreError
 from taskward.execution import Run, call
 from taskward.leader import Leadership
 from taskward.leases import RunWatch
@@ -83,6 +82,9 @@ class Worker:
         worker_id: str | None = None,
         schedule_poll: float = 1.0,
         connect_timeout: float = 60.0,
+        processes: int | None = None,
+        max_tasks_per_child: int | None = None,
+        max_memory_per_child: float | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, not {concurrency}")
@@ -115,6 +117,12 @@ class Worker:
         # claim loop wakes for them instead of finding them at its next poll.
         self._due: list[float] = []
         self._leadership: Leadership | None = None
+        # For executor="process" functions; no child starts until one of those runs.
+        self.children = ProcessPool(
+            (os.cpu_count() or 1) if processes is None else processes,
+            max_tasks_per_child=max_tasks_per_child,
+            max_memory_per_child=max_memory_per_child,
+        )
 
     # ----------------------------------------------------------------- control
 
@@ -195,6 +203,8 @@ class Worker:
                 name="taskward-schedules",
             ),
         ]
+        if any(fn.in_child for fn in self.app.tasks.values()):
+            helpers.append(asyncio.create_task(self.children.warm(), name="taskward-children"))
         # The claim loop is a task of its own so that a stop can wake it from its sleep, and
         # so that the store's wait_for_change always sees the same waiting task.
         self._claimer = asyncio.create_task(self._claim_loop(until_idle), name="taskward-claimer")
@@ -211,6 +221,7 @@ class Worker:
                 helper.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
             await manager.shutdown(grace=1.0)
+            await self.children.close()
             with contextlib.suppress(Exception):  # else its beat simply expires
                 await store.worker_gone(self.id)
             logger.info("worker %s: stopped", self.id)
@@ -349,7 +360,7 @@ class Worker:
         bind_run(record)  # the task fields of every line this run logs (taskward.logformat)
         started = time.monotonic()
         try:
-            outcome = await call(self.app, run)
+            outcome = await call(self.app, run, self.children)
             ran = time.monotonic() - started
             # The slot is free as soon as the function returns: the next claim overlaps
             # with this outcome's write (the run stays leased and heartbeated until then).
@@ -405,5 +416,6 @@ class Worker:
             "queues": self.queues,
             "queue_limits": self.queue_limits or None,
             "concurrency": self.concurrency,
+            "processes": self.children.size,
             "running": len(self._runs),
         }

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from taskward.cli.context import EXIT_USAGE, _Ctx, _fail, _run, pass_ctx
-from taskward.loading import QUEUES_HELP, log_format_option, queues_option
+from taskward.loading import QUEUES_HELP, child_options, log_format_option, queues_option
 from taskward.logformat import LogFormat, bind, use_log_format
 
 if TYPE_CHECKING:
@@ -45,6 +45,7 @@ logger = logging.getLogger("taskward.worker")
     help="Seconds a Failed or Cancelled task is kept before it is pruned.",
 )
 @click.option("--no-prune", is_flag=True, help="Keep finished tasks (prune them elsewhere).")
+@child_options
 @click.option(
     "--metrics-port",
     type=click.IntRange(0, 65535),
@@ -69,6 +70,9 @@ def worker(
     keep_completed: float,
     keep_failed: float,
     no_prune: bool,
+    processes: int | None,
+    max_tasks_per_child: int | None,
+    max_memory_per_child: float | None,
     metrics_port: int | None,
     metrics_host: str,
     log_format: LogFormat,
@@ -97,6 +101,9 @@ def worker(
             grace=grace,
             lease=lease,
             pruning=pruning,
+            processes=processes,
+            max_tasks_per_child=max_tasks_per_child,
+            max_memory_per_child=max_memory_per_child,
         )
     except ValueError as exc:  # e.g. TASKWARD_LEASE is not a positive number
         _fail(f"bad worker setting: {exc} (check TASKWARD_LEASE)", EXIT_USAGE)

@@ -1,0 +1,1 @@
+"""The test project's app, with its tasks in tasks.py."""
