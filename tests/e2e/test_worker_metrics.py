@@ -98,6 +98,27 @@ async def test_probes_metrics_and_json_logs_of_a_worker_process(
     assert "failed for good" in str(failed["message"])
 
 
+async def test_a_child_process_tasks_log_lines_carry_the_runs_fields(
+    cluster: Cluster, store_app: App
+) -> None:
+    # executor="process": the child's records are relayed by the worker, inside the run.
+    worker = cluster.start_worker("--log-format", "json", "--processes", "1", app="procapp:app")
+    [task] = await store_app.submit_many([new_task("chatty", {"word": "hello"}, queue="q2")])
+    assert task.id is not None
+    await wait_status(store_app, task.id, Status.COMPLETED, timeout=30)
+    worker.signal(signal.SIGTERM)
+    assert worker.wait(20) == 0
+    # What the task prints is not a log record: it reaches stdout as it is.
+    output = worker.output().splitlines()
+    assert "printed by the child" in output
+    lines = [json.loads(text) for text in output if text.startswith("{")]
+    [line] = [line for line in lines if "the child says hello" in str(line["message"])]
+    assert (line["logger"], line["level"]) == ("procapp", "WARNING")
+    assert (line["task_id"], line["task"], line["attempt"]) == (str(task.id), "chatty", 1)
+    assert line["queue"] == "q2"
+    assert isinstance(line["worker"], str)
+
+
 async def test_sigterm_drains_the_running_task_not_ready_meanwhile_and_exits_0(
     cluster: Cluster, store_app: App, client: httpx.AsyncClient
 ) -> None:
