@@ -263,6 +263,23 @@ def test_metric_names_in_the_docs_exist() -> None:
         assert named <= known, (doc, named - known)
 
 
+def test_the_docs_quote_the_files_as_they_are() -> None:
+    # Every line of deploy.md's quotes (YAML, ini, Dockerfile; "..." marks a cut) is a line
+    # of one of the files, so a number changed in a file cannot stay old in the docs.
+    files = [
+        path for path in DEPLOY.rglob("*") if path.is_file() and "__pycache__" not in path.parts
+    ]
+    lines = {line.strip() for path in files for line in path.read_text().splitlines()}
+    text = (ROOT / "docs" / "deploy.md").read_text()
+    blocks = re.findall(r"^ *```(?:yaml|ini|dockerfile)\n(.*?)^ *```", text, re.M | re.S)
+    assert len(blocks) >= 5
+    for block in blocks:
+        for line in block.splitlines():
+            quoted = line.strip()
+            if quoted and quoted != "...":
+                assert quoted in lines, quoted
+
+
 # -- systemd ---------------------------------------------------------------------------------
 
 
