@@ -354,7 +354,11 @@ class Worker:
     async def _execute(self, run: Run) -> None:
         record = run.record
         try:
-            outcome = await call(self.app, run, self.children)
+            tracing = self.app._tracing  # None unless tracing is on (taskward.tracing)
+            if tracing is None:
+                outcome = await call(self.app, run, self.children)
+            else:
+                outcome = await tracing.process(run, lambda: call(self.app, run, self.children))
             # The slot is free as soon as the function returns: the next claim overlaps
             # with this outcome's write (the run stays leased and heartbeated until then).
             run.writing = True

@@ -106,8 +106,16 @@ def _prepare(app: App, items: Sequence[SubmitRequest], batch: bool) -> list[NewT
     return news
 
 
-async def _submit(api: TaskwardAPI, items: list[SubmitRequest], batch: bool) -> list[TaskInfo]:
-    infos = await api.submitter.submit(_prepare(api.app, items, batch))
+async def _submit(
+    api: TaskwardAPI, request: Request, items: list[SubmitRequest], batch: bool
+) -> list[TaskInfo]:
+    news = _prepare(api.app, items, batch)
+    tracing = api.app._tracing
+    if tracing is not None:
+        # The request's trace (its traceparent header, or the current span) is the parent
+        # of each task's send span: the submitter may insert them beside other requests'.
+        news = tracing.continue_headers(news, request.headers)
+    infos = await api.submitter.submit(news)
     api.submitted(infos)
     return infos
 
@@ -152,9 +160,9 @@ async def submit_task(request: Request) -> Response:
     api = get_api(request)
     body = await request.body()
     if body.lstrip()[:1] == b"[":
-        infos = await _submit(api, _parse(body, batch=True), batch=True)
+        infos = await _submit(api, request, _parse(body, batch=True), batch=True)
         return JSONResponse([str(i.id) for i in infos], status_code=202)
-    (info,) = await _submit(api, _parse(body, batch=False), batch=False)
+    (info,) = await _submit(api, request, _parse(body, batch=False), batch=False)
     return JSONResponse(
         {"task_id": str(info.id)},
         status_code=202,
@@ -179,7 +187,7 @@ async def submit_task(request: Request) -> Response:
 )
 async def submit_batch(request: Request) -> Response:
     api = get_api(request)
-    infos = await _submit(api, _parse(await request.body(), batch=True), batch=True)
+    infos = await _submit(api, request, _parse(await request.body(), batch=True), batch=True)
     return JSONResponse([str(i.id) for i in infos], status_code=202)
 
 
