@@ -115,8 +115,8 @@ class Tracing:
     def continue_headers(
         self, batch: Sequence[NewTask], headers: Mapping[str, str]
     ) -> list[NewTask]:
-        """The tasks, each without a ``traceparent`` given the trace context of a request's
-        ``headers`` (read by the global propagator), else the current span's."""
+        """The tasks, each without a ``traceparent`` given the current span's context (a
+        server span), else the one a request's ``headers`` carry (by the global propagator)."""
         return self._impl().continue_from(batch, headers)
 
 

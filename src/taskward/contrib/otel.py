@@ -173,12 +173,14 @@ class OtelTracing:
     def continue_from(
         self, batch: Sequence[NewTask], headers: Mapping[str, str] | None
     ) -> list[NewTask]:
-        """The tasks, each without a ``traceparent`` given the context of ``headers`` (by
-        the global propagator) or else the current span's; unchanged when there is none."""
-        current = otel_context.get_current()
-        if headers is not None:
-            current = propagate.extract(headers, context=current)
-        traceparent = format_traceparent(trace.get_current_span(current).get_span_context())
+        """The tasks, each without a ``traceparent`` given the current span's context, or
+        else the one ``headers`` carry (read by the global propagator); unchanged when
+        there is neither. A server span (FastAPI's own, an instrumentation's) is current
+        when there is one, and already a child of the headers' context."""
+        span_context = trace.get_current_span().get_span_context()
+        if not span_context.is_valid and headers is not None:
+            span_context = trace.get_current_span(propagate.extract(headers)).get_span_context()
+        traceparent = format_traceparent(span_context)
         if traceparent is None:
             return list(batch)
         return [
