@@ -95,9 +95,9 @@ async def test_an_older_file_is_migrated_on_open(db: Path, version: int) -> None
         assert old is not None
         assert old.traceparent is None
         traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
-        [row] = await store.insert([dataclasses.replace(new("later"), traceparent=traceparent)])
-        assert await store.get(row.id) == row
-        assert row.traceparent == traceparent
+        [later] = await store.insert([dataclasses.replace(new("later"), traceparent=traceparent)])
+        assert await store.get(later.id) == later
+        assert later.traceparent == traceparent
         assert await store.lead("w", 10)  # the leaders table exists
         if version >= 2:
             # The cursor stays; which tick fired last was not recorded: not known.
