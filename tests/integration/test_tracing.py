@@ -66,6 +66,10 @@ def register(app: App) -> None:
     async def hold(seconds: float) -> None:
         await asyncio.sleep(seconds)
 
+    @app.task(name="chain")
+    async def chain() -> str:
+        return str((await app.submit("add", 1, 1)).id)
+
 
 @pytest.fixture
 def traced_app(make_store: StoreFactory) -> App:
@@ -315,3 +319,19 @@ def test_the_sync_facade_continues_the_caller_s_trace(
         assert dict(send.attributes or {})["messaging.message.id"] == str(info.id)
     finally:
         asyncio.run(app.close())
+
+
+async def test_a_task_submitted_by_a_run_continues_its_trace(
+    traced_app: App, spans: InMemorySpanExporter
+) -> None:
+    info = await traced_app.submit("chain")
+    async with running(fast_worker(traced_app)):
+        await wait_status(traced_app, info.id, Status.COMPLETED)
+        child = UUID(await traced_app.wait(tid(info), timeout=5))
+        await wait_status(traced_app, child, Status.COMPLETED)
+        await eventually(lambda: named(spans, "process add"))
+    chain = one(spans, "process chain")
+    send = one(spans, "send add")
+    assert parent_of(send) == ids(chain)
+    assert parent_of(one(spans, "process add")) == ids(send)
+    assert {ids(s)[0] for s in spans.get_finished_spans()} == {ids(chain)[0]}

@@ -46,6 +46,14 @@ ROUTES = Routes(tag="tasks")
 _ONE = pydantic.TypeAdapter(SubmitRequest)
 _MANY = pydantic.TypeAdapter(list[SubmitRequest])
 _IDS = {"type": "array", "items": {"type": "string", "format": "uuid"}}
+# Read by the global OpenTelemetry propagator when tracing is on (docs/observability.md).
+_TRACEPARENT = {
+    "name": "traceparent",
+    "in": "header",
+    "required": False,
+    "description": "W3C trace context the tasks' send spans continue (ignored when malformed)",
+    "schema": {"type": "string"},
+}
 
 
 def _submit_body_schema() -> dict[str, Any]:
@@ -154,7 +162,7 @@ def _task_response(app: App, info: TaskInfo, status_code: int = 200) -> Response
         },
     },
     errors=(409, 413, 422, 500, 503),
-    openapi_extra={"requestBody": _submit_body_schema()},
+    openapi_extra={"requestBody": _submit_body_schema(), "parameters": [_TRACEPARENT]},
 )
 async def submit_task(request: Request) -> Response:
     api = get_api(request)
@@ -183,7 +191,7 @@ async def submit_task(request: Request) -> Response:
         },
     },
     errors=(409, 413, 422, 500, 503),
-    openapi_extra={"requestBody": _batch_body_schema()},
+    openapi_extra={"requestBody": _batch_body_schema(), "parameters": [_TRACEPARENT]},
 )
 async def submit_batch(request: Request) -> Response:
     api = get_api(request)
