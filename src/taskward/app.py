@@ -239,8 +239,8 @@ class App(AppRegistry, AppSchedules, HomeLoop):
     async def _submit_one(self, new: NewTask, connection: Any = None) -> TaskInfo:
         """`submit_many` of one prepared task: the path of every ``submit``.
 
-        When this loop is the app's home and its store is open (the usual case), it goes
-        straight to the store; anything else takes `submit_many`'s way.
+        When this loop is the app's home, its store is open and tracing is off (the usual
+        case), it goes straight to the store; anything else takes `submit_many`'s way.
         """
         store = self._ready_here()
         if store is not None and connection is None and self._tracing is None:
