@@ -138,3 +138,31 @@ def test_tracing_on_imports_opentelemetry_only_when_first_used() -> None:
         """
     )
     assert out.strip() == "[]"
+
+
+def test_an_api_without_a_provider_set_makes_no_spans_and_stores_nothing() -> None:
+    # The OpenTelemetry API installed (a dependency of something) but nothing set up: the
+    # hooks see the default proxy provider and skip their spans; nothing is stamped.
+    out = run_python(
+        """
+        import asyncio
+        from taskward.app import App
+        from taskward.worker import Worker
+
+        app = App("memory://")
+
+        @app.task(name="add")
+        async def add(a: int, b: int) -> int:
+            return a + b
+
+        async def main() -> None:
+            info = await app.submit("add", 1, 2)
+            await Worker(app, poll_interval=0.01).run(until_idle=True)
+            assert (await app.wait(info.id, timeout=10)) == 3
+            record = await (await app.connect()).get(info.id)
+            print(app._tracing is not None, record.traceparent)
+
+        asyncio.run(main())
+        """
+    )
+    assert out.split() == ["True", "None"]

@@ -59,6 +59,17 @@ SYSTEM = "taskward"
 _EXCEPTION_TYPE = re.compile(r"([A-Za-z_][\w.]*)(?::|$)")
 
 
+def _provider_set() -> bool:
+    """Whether a tracer provider was set up (an SDK's, or any other real one).
+
+    Until one is, every span would be a no-op: the hooks skip them, so that an installed
+    OpenTelemetry API that nothing configures (a dependency of a dependency, say) costs a
+    task one call and an isinstance, not two spans' worth of work."""
+    return not isinstance(
+        trace.get_tracer_provider(), trace.ProxyTracerProvider | trace.NoOpTracerProvider
+    )
+
+
 def format_traceparent(context: SpanContext) -> str | None:
     """The W3C ``traceparent`` of a span context; None for an invalid one (no span)."""
     if not context.is_valid:
@@ -90,7 +101,7 @@ class OtelTracing:
 
     async def send(self, batch: list[NewTask], insert: Insert) -> list[TaskInfo]:
         """Insert the batch inside a ``send`` span per task (see the module doc)."""
-        if not batch or not all(isinstance(new, NewTask) for new in batch):
+        if not batch or not _provider_set() or not all(isinstance(n, NewTask) for n in batch):
             return await insert(batch)  # nothing to trace, or refused there as untraced
         check_traceparents(batch)  # before any span: the caller's mistake is no send
         spans: list[Span] = []
@@ -133,6 +144,8 @@ class OtelTracing:
     async def process(self, run: Run, call: Call) -> RunOutcome:
         """Run ``call()``, the run of ``run``, inside a ``process`` span (see the module
         doc)."""
+        if not _provider_set():
+            return await call()
         record = run.record
         parent = otel_context.Context()  # no stored context: a trace of its own
         if record.traceparent is not None:
