@@ -25,6 +25,8 @@ Decisions a user may notice:
   filter, are refused with `InvalidArgumentsError` when they hold a NUL character or a lone
   surrogate (see `taskward.options.check_text`): checked here, once, so that every store
   answers alike instead of one storing what another cannot.
+- **Tracing.** ``tracing=None`` traces submits and runs with OpenTelemetry when its API is
+  installed, ``True`` insists on it, ``False`` never traces (`taskward.tracing`).
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ from taskward.scheduler import Schedule
 from taskward.stores import redact_url
 from taskward.stores.base import Counts, NewTask, Store, TaskRecord, TransactionalStore
 from taskward.tasks import TaskFunction
+from taskward.tracing import check_traceparents, tracing_for
 
 if TYPE_CHECKING:
     from taskward.sync import SyncApp
@@ -87,7 +90,11 @@ class App(AppRegistry, AppSchedules, HomeLoop):
     """Task functions, and the store their tasks live in."""
 
     def __init__(
-        self, store: str | Store | None = None, *, default_task: str | None = None
+        self,
+        store: str | Store | None = None,
+        *,
+        default_task: str | None = None,
+        tracing: bool | None = None,
     ) -> None:
         if store is None:
             store = os.environ.get("TASKWARD_DB") or DEFAULT_STORE_URL
@@ -104,6 +111,8 @@ class App(AppRegistry, AppSchedules, HomeLoop):
         else:
             raise ConfigurationError(f"store must be a URL or a Store, got {store!r}")
         self.default_task = default_task
+        self._tracing_setting = tracing
+        self._tracing = tracing_for(tracing)  # None: off, one check per task (taskward.tracing)
         self._tasks: dict[str, TaskFunction[Any, Any]] = {}
         self._schedules: dict[str, Schedule] = {}
         self._home: asyncio.AbstractEventLoop | None = None
@@ -124,7 +133,7 @@ class App(AppRegistry, AppSchedules, HomeLoop):
         The task functions are the same objects, so their own ``submit`` still goes to the
         app that declared them. Later registrations on either app stay its own.
         """
-        twin = App(store, default_task=self.default_task)
+        twin = App(store, default_task=self.default_task, tracing=self._tracing_setting)
         twin._tasks.update(self._tasks)
         twin._schedules.update(self._schedules)
         return twin
@@ -230,15 +239,14 @@ class App(AppRegistry, AppSchedules, HomeLoop):
     async def _submit_one(self, new: NewTask, connection: Any = None) -> TaskInfo:
         """`submit_many` of one prepared task: the path of every ``submit``.
 
-        When this loop is the app's home and its store is open (the usual case), it goes
-        straight to the store; anything else takes `submit_many`'s way.
+        When this loop is the app's home, its store is open and tracing is off (the usual
+        case), it goes straight to the store; anything else takes `submit_many`'s way.
         """
         store = self._ready_here()
-        if store is not None and connection is None:
+        if store is not None and connection is None and self._tracing is None:
             return task_info((await store.insert([new]))[0])
         return (await self.submit_many([new], connection=connection))[0]
 
-    @_on_home_loop
     async def submit_many(
         self, items: Iterable[NewTask], *, connection: Any = None
     ) -> builtins.list[TaskInfo]:
@@ -246,13 +254,25 @@ class App(AppRegistry, AppSchedules, HomeLoop):
 
         ``connection``: the caller's own asyncpg connection, inside its transaction (PostgreSQL
         only): the tasks then exist, and wake workers, only if that transaction commits.
+        A task's ``traceparent`` (None from ``prepare``) is the trace context it continues.
         """
         batch = builtins.list(items)
+        if self._tracing is None:
+            return await self._insert(batch, connection)
+        # Here, before `_insert` may move to the home loop: the caller's context is current.
+        return await self._tracing.send(batch, lambda b: self._insert(b, connection))
+
+    @_on_home_loop
+    async def _insert(
+        self, batch: builtins.list[NewTask], connection: Any
+    ) -> builtins.list[TaskInfo]:
         for item in batch:
             if not isinstance(item, NewTask):
                 raise InvalidArgumentsError(
                     f"submit_many takes NewTask items (from prepare), got {item!r}"
                 )
+            if item.traceparent is not None:
+                check_traceparents((item,))
         if not batch:
             return []
         store = await self._ready()

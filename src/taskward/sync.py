@@ -74,6 +74,8 @@ class SyncApp:
     def submit_many(self, items: Iterable[NewTask]) -> builtins.list[TaskInfo]:
         """Insert prepared tasks in one round trip, all or nothing."""
         batch = builtins.list(items)
+        if self._app._tracing is not None:  # the caller's span is not current on the portal
+            batch = self._app._tracing.continue_current(batch)
         return self._portal.call(lambda app: app.submit_many(batch))
 
     def get(self, task_id: UUID | str) -> TaskInfo | None:

@@ -360,7 +360,11 @@ class Worker:
         bind_run(record)  # the task fields of every line this run logs (taskward.logformat)
         started = time.monotonic()
         try:
-            outcome = await call(self.app, run, self.children)
+            tracing = self.app._tracing  # None unless tracing is on (taskward.tracing)
+            if tracing is None:
+                outcome = await call(self.app, run, self.children)
+            else:
+                outcome = await tracing.process(run, lambda: call(self.app, run, self.children))
             ran = time.monotonic() - started
             # The slot is free as soon as the function returns: the next claim overlaps
             # with this outcome's write (the run stays leased and heartbeated until then).

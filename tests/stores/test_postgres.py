@@ -7,6 +7,7 @@ The contract every store shares is in test_contract.py; this file needs a real s
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 import time
 from collections.abc import AsyncIterator, Callable
@@ -29,7 +30,8 @@ from taskward.errors import (
 from taskward.models import Status
 from taskward.stores.base import NewTask, TaskRecord
 from taskward.stores.postgres import CHANNEL, SCHEMA_VERSION, PostgresStore
-from taskward.stores.postgres.statements import Statement
+from taskward.stores.postgres.migrations import MIGRATIONS
+from taskward.stores.postgres.statements import QUERIES, Statement
 from waiting import eventually
 
 pytestmark = pytest.mark.postgres
@@ -119,6 +121,33 @@ def migration_versions() -> list[int]:
     folder = resources.files("taskward.stores").joinpath("sql", "postgres")
     names = (entry.name for entry in folder.iterdir())
     return sorted(int(name[:4]) for name in names if re.fullmatch(r"\d{4}_\w+\.sql", name))
+
+
+async def test_a_version_5_database_gains_traceparent(pg_bare_url: str) -> None:
+    """A database as taskward before migration 0006 left it, with a task, is refused until
+    migrated; then its task reads back without a trace context and new ones keep theirs."""
+    async with connection(pg_bare_url) as conn:
+        await conn.execute(QUERIES["bootstrap"].sql)
+        for version, script in MIGRATIONS.items():
+            if version <= 5:
+                await conn.execute(script)
+                await conn.execute(QUERIES["record_version"].sql, version)
+        await conn.execute(
+            "INSERT INTO taskward_tasks (id, task, args, name, priority, queue, status,"
+            " max_attempts, run_at, created_at)"
+            " VALUES (gen_random_uuid(), 'send', '{}', 'old', 0, 'default', 'Pending', 3, 0, 0)"
+        )
+    with pytest.raises(ConfigurationError, match="run `taskward migrate`"):
+        await PostgresStore(pg_bare_url).open()
+    assert await PostgresStore(pg_bare_url).migrate() == 5
+    async with opened(pg_bare_url) as store:
+        old = await store.get_by_name("old")
+        assert old is not None
+        assert old.traceparent is None
+        traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+        [row] = await store.insert([dataclasses.replace(new(), traceparent=traceparent)])
+        assert await store.get(row.id) == row
+        assert row.traceparent == traceparent
 
 
 async def test_a_newer_schema_is_refused(pg_url: str) -> None:

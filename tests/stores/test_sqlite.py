@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import sqlite3
 import sys
@@ -63,8 +64,8 @@ async def test_a_newer_schema_is_refused(db: Path) -> None:
 
 async def _file_of_version(db: Path, version: int) -> None:
     """A file as an older taskward left it: version 1 (tasks only), 2 (schedules without
-    ``last_fired``) or 3 (and the leaders table), with one task, and from version 2 on a
-    schedule that has fired."""
+    ``last_fired``), 3 (and the leaders table) or 4 (tasks without ``traceparent``), with
+    one task, and from version 2 on a schedule that has fired."""
     store = SQLiteStore(db)
     await store.open()
     await store.insert([new("old")])
@@ -72,24 +73,31 @@ async def _file_of_version(db: Path, version: int) -> None:
     await store.fire_schedule("s", None, 120.0, [])
     await store.close()
     raw = sqlite3.connect(db)
+    raw.execute("ALTER TABLE tasks DROP COLUMN traceparent")
     if version < 3:
         raw.execute("DROP TABLE leaders")
     if version == 1:
         raw.execute("DROP TABLE schedules")
-    else:
+    elif version < 4:
         raw.execute("ALTER TABLE schedules DROP COLUMN last_fired")
     raw.execute(f"PRAGMA user_version = {version:d}")
     raw.commit()
     raw.close()
 
 
-@pytest.mark.parametrize("version", [1, 2, 3])
+@pytest.mark.parametrize("version", [1, 2, 3, 4])
 async def test_an_older_file_is_migrated_on_open(db: Path, version: int) -> None:
     await _file_of_version(db, version)
     store = SQLiteStore(db)
     await store.open()
     try:
-        assert await store.get_by_name("old") is not None  # its tasks stay
+        old = await store.get_by_name("old")  # its tasks stay, without a trace context
+        assert old is not None
+        assert old.traceparent is None
+        traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+        [later] = await store.insert([dataclasses.replace(new("later"), traceparent=traceparent)])
+        assert await store.get(later.id) == later
+        assert later.traceparent == traceparent
         assert await store.lead("w", 10)  # the leaders table exists
         if version >= 2:
             # The cursor stays; which tick fired last was not recorded: not known.

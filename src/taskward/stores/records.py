@@ -24,7 +24,12 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NewTask:
-    """A task to insert. ``delay`` is relative to the store's clock; ``run_at`` is absolute."""
+    """A task to insert. ``delay`` is relative to the store's clock; ``run_at`` is absolute.
+
+    ``traceparent``: the W3C trace context (``00-<trace id>-<span id>-<flags>``) the task's
+    trace continues from: with tracing on, the parent of its ``send`` span, which `App`
+    stores in its place (`taskward.tracing`); with tracing off, stored as given.
+    """
 
     id: UUID
     task: str
@@ -36,6 +41,7 @@ class NewTask:
     timeout: float | None = None
     delay: float | None = None
     run_at: float | None = None
+    traceparent: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -65,6 +71,7 @@ class TaskRecord:
     error: str | None = None
     traceback: str | None = None
     progress: str | None = None
+    traceparent: str | None = None  # the context of its send span, as stored (unchecked)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -58,6 +58,7 @@ def pending_record(task: NewTask, seq: int, run_at: float, created_at: float) ->
         timeout=task.timeout,
         run_at=run_at,
         created_at=created_at,
+        traceparent=task.traceparent,
     )
 
 

@@ -46,6 +46,14 @@ ROUTES = Routes(tag="tasks")
 _ONE = pydantic.TypeAdapter(SubmitRequest)
 _MANY = pydantic.TypeAdapter(list[SubmitRequest])
 _IDS = {"type": "array", "items": {"type": "string", "format": "uuid"}}
+# Read by the global OpenTelemetry propagator when tracing is on (docs/observability.md).
+_TRACEPARENT = {
+    "name": "traceparent",
+    "in": "header",
+    "required": False,
+    "description": "W3C trace context the tasks' send spans continue (ignored when malformed)",
+    "schema": {"type": "string"},
+}
 
 
 def _submit_body_schema() -> dict[str, Any]:
@@ -106,8 +114,16 @@ def _prepare(app: App, items: Sequence[SubmitRequest], batch: bool) -> list[NewT
     return news
 
 
-async def _submit(api: TaskwardAPI, items: list[SubmitRequest], batch: bool) -> list[TaskInfo]:
-    infos = await api.submitter.submit(_prepare(api.app, items, batch))
+async def _submit(
+    api: TaskwardAPI, request: Request, items: list[SubmitRequest], batch: bool
+) -> list[TaskInfo]:
+    news = _prepare(api.app, items, batch)
+    tracing = api.app._tracing
+    if tracing is not None:
+        # The request's trace (its traceparent header, or the current span) is the parent
+        # of each task's send span: the submitter may insert them beside other requests'.
+        news = tracing.continue_headers(news, request.headers)
+    infos = await api.submitter.submit(news)
     api.submitted(infos)
     return infos
 
@@ -146,15 +162,15 @@ def _task_response(app: App, info: TaskInfo, status_code: int = 200) -> Response
         },
     },
     errors=(409, 413, 422, 500, 503),
-    openapi_extra={"requestBody": _submit_body_schema()},
+    openapi_extra={"requestBody": _submit_body_schema(), "parameters": [_TRACEPARENT]},
 )
 async def submit_task(request: Request) -> Response:
     api = get_api(request)
     body = await request.body()
     if body.lstrip()[:1] == b"[":
-        infos = await _submit(api, _parse(body, batch=True), batch=True)
+        infos = await _submit(api, request, _parse(body, batch=True), batch=True)
         return JSONResponse([str(i.id) for i in infos], status_code=202)
-    (info,) = await _submit(api, _parse(body, batch=False), batch=False)
+    (info,) = await _submit(api, request, _parse(body, batch=False), batch=False)
     return JSONResponse(
         {"task_id": str(info.id)},
         status_code=202,
@@ -175,11 +191,11 @@ async def submit_task(request: Request) -> Response:
         },
     },
     errors=(409, 413, 422, 500, 503),
-    openapi_extra={"requestBody": _batch_body_schema()},
+    openapi_extra={"requestBody": _batch_body_schema(), "parameters": [_TRACEPARENT]},
 )
 async def submit_batch(request: Request) -> Response:
     api = get_api(request)
-    infos = await _submit(api, _parse(await request.body(), batch=True), batch=True)
+    infos = await _submit(api, request, _parse(await request.body(), batch=True), batch=True)
     return JSONResponse([str(i.id) for i in infos], status_code=202)
 
 

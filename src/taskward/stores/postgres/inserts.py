@@ -52,6 +52,7 @@ _COPY_COLUMNS = (
     "timeout",
     "run_at",
     "created_at",
+    "traceparent",
 )
 
 
@@ -70,6 +71,7 @@ async def insert_one(runner: Runner, t: NewTask, fake: float | None, connection:
         t.timeout,
         t.delay,
         t.run_at,
+        t.traceparent,
     )
     try:
         if connection is None:
@@ -99,6 +101,7 @@ async def insert_rows(
         [t.timeout for t in tasks],
         [t.delay for t in tasks],
         [t.run_at for t in tasks],
+        [t.traceparent for t in tasks],
     )
     if connection is None:
         rows = await runner.run("fetch", _INSERT, params)
@@ -133,6 +136,7 @@ async def copy_tasks(conn: Any, tasks: Sequence[NewTask], fake: float | None) ->
             t.timeout,
             run_at,
             now,
+            t.traceparent,
         )
         for t, seq, run_at in zip(tasks, seqs, run_ats, strict=True)
     ]

@@ -54,6 +54,7 @@ def task_record(row: asyncpg.Record) -> TaskRecord:
             error=row["error"],
             traceback=row["traceback"],
             progress=row["progress"],
+            traceparent=row["traceparent"],
         )
     except (ValueError, TypeError, KeyError) as e:
         raise StoreError(f"task row seq={row.get('seq')!r} is corrupt: {e}") from None

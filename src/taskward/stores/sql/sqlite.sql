@@ -77,16 +77,22 @@ CREATE TABLE leaders (
 -- that fired nothing. A file migrated from version 3 or older starts with NULL (not known).
 ALTER TABLE schedules ADD COLUMN last_fired REAL;
 
+-- name: schema_5
+-- Version 5: traceparent, the W3C trace context of a task's send span (55 characters),
+-- which its runs continue (taskward.tracing). Tasks of an older file start with NULL: their
+-- runs start traces of their own.
+ALTER TABLE tasks ADD COLUMN traceparent TEXT;
+
 -- name: insert_one
 INSERT INTO tasks (id, task, args, name, priority, queue, status, max_attempts, timeout,
-                   run_at, created_at)
-VALUES (?, ?, ?, ?, ?, ?, 'Pending', ?, ?, ?, ?);
+                   run_at, created_at, traceparent)
+VALUES (?, ?, ?, ?, ?, ?, 'Pending', ?, ?, ?, ?, ?);
 
 -- name: insert_many
 -- Bulk inserts give each row its seq, so the rows can be returned without reading them back.
 INSERT INTO tasks (seq, id, task, args, name, priority, queue, status, max_attempts, timeout,
-                   run_at, created_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, 'Pending', ?, ?, ?, ?);
+                   run_at, created_at, traceparent)
+VALUES (?, ?, ?, ?, ?, ?, ?, 'Pending', ?, ?, ?, ?, ?);
 
 -- name: last_seq
 SELECT coalesce(max(seq), 0) FROM tasks;

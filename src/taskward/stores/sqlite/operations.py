@@ -54,7 +54,9 @@ def insert(conn: sqlite3.Connection, tasks: Sequence[NewTask], now: float) -> li
         if len(tasks) == 1:
             t = tasks[0]
             params = (str(t.id), t.task, t.args, t.name, t.priority, t.queue, t.max_attempts)
-            cur = conn.execute(SQL["insert_one"], (*params, t.timeout, run_ats[0], now))
+            cur = conn.execute(
+                SQL["insert_one"], (*params, t.timeout, run_ats[0], now, t.traceparent)
+            )
             if cur.lastrowid is None:
                 raise StoreError("SQLite did not report the new task's seq")
             base = cur.lastrowid - 1
@@ -76,6 +78,7 @@ def insert(conn: sqlite3.Connection, tasks: Sequence[NewTask], now: float) -> li
                         t.timeout,
                         run_at,
                         now,
+                        t.traceparent,
                     )
                     for i, (t, run_at) in enumerate(zip(tasks, run_ats, strict=True), 1)
                 ],

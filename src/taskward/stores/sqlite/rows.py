@@ -35,7 +35,7 @@ _TASK_COLUMNS = (
     "seq", "id", "task", "args", "name", "priority", "queue", "status", "attempts",
     "max_attempts", "timeout", "run_at", "created_at", "started_at", "finished_at",
     "lease_token", "lease_expires_at", "worker_id", "cancel_requested", "result", "error",
-    "traceback", "progress",
+    "traceback", "progress", "traceparent",
 )  # fmt: skip
 
 
@@ -93,7 +93,7 @@ def _task_reader(columns: tuple[str, ...]) -> _TaskReader:
     (
         seq, id_, task, args, name, priority, queue, status_, attempts, max_attempts, timeout,
         run_at, created_at, started_at, finished_at, lease_token, lease_expires_at, worker_id,
-        cancel_requested, result, error, traceback, progress,
+        cancel_requested, result, error, traceback, progress, traceparent,
     ) = _positions(at, _TASK_COLUMNS)  # fmt: skip
 
     def read(row: Sequence[Any]) -> TaskRecord:
@@ -122,6 +122,7 @@ def _task_reader(columns: tuple[str, ...]) -> _TaskReader:
                 error=row[error],
                 traceback=row[traceback],
                 progress=row[progress],
+                traceparent=row[traceparent],
             )
         except (ValueError, TypeError, AttributeError) as e:
             raise StoreError(f"task row seq={row[seq]!r} is corrupt: {e}") from None

@@ -18,7 +18,7 @@ from taskward.errors import ConfigurationError
 __all__ = ["SCHEMA_VERSION", "SQL", "migrate"]
 
 #: The schema this code writes and reads, kept in ``PRAGMA user_version``.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 def _load_statements() -> dict[str, str]:

@@ -37,13 +37,14 @@ SELECT taskward_now($1);
 -- prepared
 -- ORDER BY n hands out seqs in the order given.
 INSERT INTO taskward_tasks (id, task, args, name, priority, queue, status, max_attempts,
-                            timeout, run_at, created_at)
+                            timeout, run_at, created_at, traceparent)
 SELECT t.id, t.task, t.args, t.name, t.priority, t.queue, 'Pending', t.max_attempts,
-       t.timeout, coalesce(t.run_at, taskward_now($1) + coalesce(t.delay, 0)), taskward_now($1)
+       t.timeout, coalesce(t.run_at, taskward_now($1) + coalesce(t.delay, 0)), taskward_now($1),
+       t.traceparent
 FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::integer[], $7::text[],
-            $8::integer[], $9::float8[], $10::float8[], $11::float8[])
+            $8::integer[], $9::float8[], $10::float8[], $11::float8[], $12::text[])
      WITH ORDINALITY AS t(id, task, args, name, priority, queue, max_attempts, timeout, delay,
-                          run_at, n)
+                          run_at, traceparent, n)
 ORDER BY t.n
 RETURNING id, seq, run_at, created_at;
 
@@ -51,9 +52,9 @@ RETURNING id, seq, run_at, created_at;
 -- prepared
 -- One task: plain VALUES (cheaper to bind and run than the arrays above).
 INSERT INTO taskward_tasks (id, task, args, name, priority, queue, status, max_attempts,
-                            timeout, run_at, created_at)
+                            timeout, run_at, created_at, traceparent)
 VALUES ($2, $3, $4, $5, $6, $7, 'Pending', $8, $9,
-        coalesce($11, taskward_now($1) + coalesce($10, 0)), taskward_now($1))
+        coalesce($11, taskward_now($1) + coalesce($10, 0)), taskward_now($1), $12)
 RETURNING seq, run_at, created_at;
 
 -- name: reserve_seqs
