@@ -79,11 +79,14 @@ def image_user() -> tuple[int, int]:
 
 def check_app(spec: str) -> None:
     """``spec`` loads from deploy/ and has the example's task."""
+    module = spec.partition(":")[0]
+    assert module not in sys.modules  # no other test's module of that name stands in
     sys.path.insert(0, str(DEPLOY))
     try:
         app = load_app(spec)
     finally:
         sys.path.remove(str(DEPLOY))
+        sys.modules.pop(module, None)
     assert "resize" in app.tasks
 
 
