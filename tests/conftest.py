@@ -180,3 +180,72 @@ def pg_bare_url(pg_clones: PgClones) -> Iterator[str]:
     """A fresh PostgreSQL database without taskward's schema (nothing migrated yet)."""
     yield pg_clones.new(migrated=False)
     pg_clones.drop_made()
+
+
+# -- spans --------------------------------------------------------------------------------
+#
+# OpenTelemetry's global tracer provider can be set once per process, and the tests' one
+# stays for the rest of the session. So that the tests that do not look at spans do not pay
+# for them (every task of every later test would be traced, through the processors of every
+# earlier tracing test), the provider samples only while a test holds the `spans` fixture,
+# and one processor hands ended spans to that test's exporter alone.
+
+
+class _TestTracing:
+    """The session's provider: a sampler and a processor, both switched by `spans`."""
+
+    exporter: Any = None  # the exporter of the test that holds `spans`, else None
+
+
+def _install_test_provider() -> None:
+    from opentelemetry import trace
+    from opentelemetry.context import Context
+    from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+    from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
+
+    class Switch(Sampler):
+        def should_sample(
+            self,
+            parent_context: Context | None,
+            trace_id: int,
+            name: str,
+            kind: Any = None,
+            attributes: Any = None,
+            links: Any = None,
+            trace_state: Any = None,
+        ) -> SamplingResult:
+            if _TestTracing.exporter is None:
+                return SamplingResult(Decision.DROP)
+            # The span's attributes are the ones a sampler passes on.
+            return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes)
+
+        def get_description(self) -> str:
+            return "on while a test holds the spans fixture"
+
+    class Forward(SpanProcessor):
+        def on_start(self, span: Any, parent_context: Context | None = None) -> None:
+            return None
+
+        def on_end(self, span: ReadableSpan) -> None:
+            if _TestTracing.exporter is not None:
+                _TestTracing.exporter.export([span])
+
+    if not isinstance(trace.get_tracer_provider(), TracerProvider):
+        provider = TracerProvider(sampler=Switch())
+        provider.add_span_processor(Forward())
+        trace.set_tracer_provider(provider)
+
+
+@pytest.fixture
+def spans() -> Iterator[Any]:
+    """An ``InMemorySpanExporter`` holding the spans ended during this test."""
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    _install_test_provider()
+    exporter = InMemorySpanExporter()
+    _TestTracing.exporter = exporter
+    try:
+        yield exporter
+    finally:
+        _TestTracing.exporter = None
+        exporter.shutdown()
