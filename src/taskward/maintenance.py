@@ -106,7 +106,9 @@ def _tick_tasks(app: App, schedule: Schedule, ticks: list[float]) -> list[NewTas
     ]
 
 
-async def _fire_one(app: App, store: Store, record: ScheduleRecord, now: float) -> float | None:
+async def _fire_one(
+    app: App, store: Store, record: ScheduleRecord, now: float, leader: str | None
+) -> float | None:
     """Fire one schedule's due ticks; return its next tick (None: paused or broken)."""
     if record.paused:
         return None
@@ -137,35 +139,52 @@ async def _fire_one(app: App, store: Store, record: ScheduleRecord, now: float) 
                 step.last_tick,
                 tasks,
                 fired=step.ticks[-1] if step.ticks else None,
+                leader=leader,
             )
         except DuplicateNameError as exc:
             logger.warning("schedule %r: tick skipped (%s)", record.name, exc)
-            fired = await store.fire_schedule(record.name, record.last_tick, step.last_tick, [])
+            fired = await store.fire_schedule(
+                record.name, record.last_tick, step.last_tick, [], leader=leader
+            )
         if fired:
             for task in tasks:
                 logger.info("schedule %r fired %s (task %s)", record.name, task.name, task.id)
         else:
-            logger.debug("schedule %r: another process fired it first", record.name)
+            logger.debug(
+                "schedule %r: another process fired it first, or this one no longer leads",
+                record.name,
+            )
             return now  # look again soon
     assert step.last_tick is not None
     return next_tick(schedule, step.last_tick)
 
 
-async def fire_due(app: App, store: Store, now: float) -> float | None:
-    """Fire every schedule's due ticks at ``now``; return the earliest next tick, if any."""
+async def fire_due(
+    app: App, store: Store, now: float, *, leader: str | None = None
+) -> float | None:
+    """Fire every schedule's due ticks at ``now``; return the earliest next tick, if any.
+
+    ``leader``: fire only while this holder has the maintenance role, as the store checks
+    in each firing's own transaction."""
     soonest: float | None = None
     for record in await store.list_schedules():
-        following = await _fire_one(app, store, record, now)
+        following = await _fire_one(app, store, record, now, leader)
         if following is not None and (soonest is None or following < soonest):
             soonest = following
     return soonest
 
 
 async def run_schedules(
-    app: App, store: Store, *, leading: Callable[[], bool], poll: float = 1.0
+    app: App,
+    store: Store,
+    *,
+    leading: Callable[[], bool],
+    poll: float = 1.0,
+    leader: str | None = None,
 ) -> None:
     """Store the app's code-declared schedules, then fire due ticks while ``leading()`` says
-    this process leads maintenance (checked before every round).
+    this process leads maintenance (checked before every round, and again by the store in
+    each firing's transaction for ``leader``, the role's holder).
 
     Wakes at the next tick or every ``poll`` seconds (to notice schedules added elsewhere);
     store failures are logged and retried. Runs until cancelled.
@@ -180,7 +199,7 @@ async def run_schedules(
                 synced = True
             if leading():
                 now = await store.now()
-                soonest = await fire_due(app, store, now)
+                soonest = await fire_due(app, store, now, leader=leader)
                 if soonest is not None:
                     pause = min(poll, max(soonest - now, 0.01))
             failures = 0

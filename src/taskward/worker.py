@@ -199,6 +199,7 @@ class Worker:
                     store,
                     poll=self.schedule_poll,
                     leading=lambda: leadership.held,
+                    leader=self.id,
                 ),
                 name="taskward-schedules",
             ),

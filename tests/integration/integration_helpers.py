@@ -248,10 +248,11 @@ class FaultyStore:
         tasks: Sequence[NewTask],
         *,
         fired: float | None = None,
+        leader: str | None = None,
     ) -> bool:
         self._enter("fire_schedule")
         return await self.inner.fire_schedule(
-            name, expected_last_tick, new_last_tick, tasks, fired=fired
+            name, expected_last_tick, new_last_tick, tasks, fired=fired, leader=leader
         )
 
     async def count_active(self, name_prefix: str) -> int:

@@ -112,6 +112,22 @@ async def test_fire_inserts_the_tick_tasks_in_the_same_transaction(store: Store)
     assert await store.get(c.id) is None
 
 
+async def test_a_leader_whose_role_expired_fires_nothing(store: Store, clock: FakeClock) -> None:
+    await store.put_schedule("s", DEF)
+    tick = new(name="s@1")
+    assert await store.lead("a", 5)
+    clock.advance(6)  # a's role ran out while its firing was on its way (stopped, cut off)
+    assert await store.fire_schedule("s", None, 100.0, [tick], fired=100.0, leader="a") is False
+    assert await store.get(tick.id) is None  # nothing inserted
+    unchanged = await store.get_schedule("s")
+    assert unchanged is not None
+    assert (unchanged.last_tick, unchanged.last_fired) == (None, None)
+    assert await store.fire_schedule("s", None, 100.0, [tick], leader="b") is False  # no role
+    assert await store.lead("b", 5)
+    assert await store.fire_schedule("s", None, 100.0, [tick], fired=100.0, leader="b") is True
+    assert await store.get(tick.id) is not None
+
+
 async def test_a_refused_insert_leaves_the_last_tick_unchanged(store: Store) -> None:
     await store.put_schedule("s", DEF)
     await store.fire_schedule("s", None, 100.0, [])

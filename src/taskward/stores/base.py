@@ -272,10 +272,14 @@ class Store(Protocol):
         tasks: Sequence[NewTask],
         *,
         fired: float | None = None,
+        leader: str | None = None,
     ) -> bool:
         """Move a schedule's ``last_tick`` and insert its tick ``tasks``, in one transaction.
 
         ``fired``, the newest tick of ``tasks``, becomes ``last_fired``; None leaves it.
+        With ``leader``, only while that holder has the maintenance role, checked in the same
+        transaction on the store's clock (as `rescue` does): a leader whose statement was held
+        up past the end of its role (stopped, cut off) fires nothing when it lands.
         Only while the schedule exists, is not paused and its ``last_tick`` still equals
         ``expected_last_tick`` (compare-and-set): else nothing changes and it returns False.
         So a tick is inserted once however many processes try. Raises as `insert` does

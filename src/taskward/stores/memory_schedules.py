@@ -16,6 +16,7 @@ from taskward.stores.base import NewTask, ScheduleRecord, TaskRecord
 from taskward.stores.rules import (
     duplicate_schedule_error,
     fired_changes,
+    holds,
     may_fire,
     new_schedule,
     paused_changes,
@@ -29,6 +30,7 @@ class MemorySchedules:
 
     _schedules: dict[str, ScheduleRecord]
     _clock: Callable[[], float]
+    _leader: tuple[str, float] | None  # (holder, expires_at), as `lead` keeps it
 
     if TYPE_CHECKING:
 
@@ -81,8 +83,12 @@ class MemorySchedules:
         tasks: Sequence[NewTask],
         *,
         fired: float | None = None,
+        leader: str | None = None,
     ) -> bool:
-        """Compare-and-set the last tick and insert the tick tasks, all or nothing."""
+        """Compare-and-set the last tick and insert the tick tasks, all or nothing (only while
+        ``leader``, when given, holds the maintenance role)."""
+        if leader is not None and not holds(self._leader, leader, self._clock()):
+            return False
         old = self._schedules.get(name)
         if old is None or not may_fire(old, expected_last_tick):
             return False

@@ -19,7 +19,8 @@
 - **Maintenance leader.** `lead` takes or renews a lease row (``taskward_leaders``) on the
   database clock. A leader that stops renewing (it died, was stopped, or is cut off while
   its TCP session stays open) loses the role after one lease, and `rescue` with ``leader=``
-  checks the row in its own transaction, so a stale leader rescues nothing.
+  checks the row in its own transaction, so a stale leader rescues nothing; `fire_schedule`
+  with ``leader=`` does the same, so it fires nothing either.
 - **Transactional submit.** `insert` with ``connection=`` (the caller's asyncpg connection)
   inserts inside the caller's transaction: the tasks, and the NOTIFY, exist only if it commits.
 - **Outages.** Connection failures become `StoreError` (the worker backs off and retries);

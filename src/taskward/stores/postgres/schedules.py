@@ -16,7 +16,7 @@ import asyncpg
 from taskward.stores.base import ChangeSignal, NewTask, ScheduleRecord, TaskRecord
 from taskward.stores.postgres.rows import schedule_record
 from taskward.stores.postgres.runner import DB_ERRORS, Runner, affected
-from taskward.stores.postgres.statements import SCHEDULE_QUERIES
+from taskward.stores.postgres.statements import QUERIES, SCHEDULE_QUERIES
 from taskward.stores.rules import duplicate_schedule_error
 
 __all__ = ["ScheduleOps"]
@@ -75,11 +75,18 @@ class ScheduleOps:
         tasks: Sequence[NewTask],
         *,
         fired: float | None = None,
+        leader: str | None = None,
     ) -> bool:
-        """Compare-and-set the last tick and insert the tick tasks, in one transaction."""
+        """Compare-and-set the last tick and insert the tick tasks, in one transaction (only
+        while ``leader``, when given, holds the maintenance role: read in the transaction,
+        so a statement held up past the end of the role fires nothing)."""
         runner = self._runner
         try:
             async with runner.need_pool().acquire() as conn, conn.transaction():
+                if leader is not None and not await conn.fetchval(
+                    QUERIES["leading"].sql, self._fake(), leader
+                ):
+                    return False
                 status = await conn.execute(
                     _Q["schedule_fire"].sql,
                     self._fake(),

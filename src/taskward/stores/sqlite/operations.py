@@ -298,9 +298,13 @@ def fire_schedule(
     new: tuple[float | None, float | None],
     tasks: Sequence[NewTask],
     now: float,
+    leader: str | None = None,
 ) -> bool:
     """Move a schedule's last tick from ``expected`` and insert the tick's tasks, or do
-    nothing and answer False when someone else fired it first."""
+    nothing and answer False when someone else fired it first (or ``leader``, when given,
+    does not hold the maintenance role)."""
+    if leader is not None and not holds(_leader(conn), leader, now):
+        return False
     old = get_schedule(conn, name)
     if old is None or not may_fire(old, expected):
         return False

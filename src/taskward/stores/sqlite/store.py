@@ -311,8 +311,10 @@ class SQLiteStore:
         tasks: Sequence[NewTask],
         *,
         fired: float | None = None,
+        leader: str | None = None,
     ) -> bool:
-        """Compare-and-set the last tick and insert the tick tasks, in one transaction."""
+        """Compare-and-set the last tick and insert the tick tasks, in one transaction (only
+        while ``leader``, when given, holds the maintenance role)."""
         check_batch_names(tasks)
         done = await self._runner.write(
             ops.fire_schedule,
@@ -321,6 +323,7 @@ class SQLiteStore:
             (new_last_tick, fired),
             tasks,
             self._clock(),
+            leader,
         )
         if done and tasks:
             self._notify()
