@@ -239,11 +239,18 @@ class App(AppRegistry, AppSchedules, HomeLoop):
     async def _submit_one(self, new: NewTask, connection: Any = None) -> TaskInfo:
         """`submit_many` of one prepared task: the path of every ``submit``.
 
-        When this loop is the app's home, its store is open and tracing is off (the usual
-        case), it goes straight to the store; anything else takes `submit_many`'s way.
+        When this loop is the app's home, its store is open and no span is to be made (tracing
+        off, or no tracer provider set up: the usual case), it goes straight to the store;
+        anything else takes `submit_many`'s way.
         """
         store = self._ready_here()
-        if store is not None and connection is None and self._tracing is None:
+        tracing = self._tracing
+        if (
+            store is not None
+            and connection is None
+            and (tracing is None or not tracing.active())
+            and new.traceparent is None
+        ):
             return task_info((await store.insert([new]))[0])
         return (await self.submit_many([new], connection=connection))[0]
 

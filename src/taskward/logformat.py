@@ -45,6 +45,9 @@ LogFormat = Literal["text", "json"]
 FIELDS = ("task_id", "task", "attempt", "queue", "worker")
 _NONE: Mapping[str, Any] = MappingProxyType({})
 _fields: ContextVar[Mapping[str, Any]] = ContextVar("taskward_log_fields", default=_NONE)
+# The run of this context: its fields are read from it only when a line is written, so that
+# a run costs the worker one context-variable set, not a dict and a UUID's text.
+_run: ContextVar[TaskRecord | None] = ContextVar("taskward_log_run", default=None)
 # What every LogRecord has: anything else on a record came from ``extra=``.
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
     "message",
@@ -56,7 +59,12 @@ _OWN = frozenset({"time", "level", "logger", "message", "exc_info", "stack_info"
 
 def log_fields() -> Mapping[str, Any]:
     """The fields bound in this context."""
-    return _fields.get()
+    bound = _fields.get()
+    record = _run.get()
+    if record is None:
+        return bound
+    run = {"task_id": str(record.id), "task": record.task, "attempt": record.attempts}
+    return {**bound, **run, "queue": record.queue}
 
 
 def bind(**fields: Any) -> None:
@@ -67,7 +75,7 @@ def bind(**fields: Any) -> None:
 
 def bind_run(record: TaskRecord) -> None:
     """Bind the fields of one run of ``record`` (see the module docstring)."""
-    bind(task_id=str(record.id), task=record.task, attempt=record.attempts, queue=record.queue)
+    _run.set(record)
 
 
 class JsonFormatter(logging.Formatter):
@@ -83,7 +91,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        bound = _fields.get()
+        bound = log_fields()
         for key in FIELDS:
             value = getattr(record, key, bound.get(key))
             if value is not None:

@@ -97,6 +97,11 @@ class Tracing:
             otel = self._otel = OtelTracing()
         return otel
 
+    def active(self) -> bool:
+        """Whether spans are made now: a tracer provider was set up. Until then `App` keeps
+        its fast path for a single submit, as with tracing off."""
+        return self._impl().active()
+
     async def send(self, batch: list[NewTask], insert: Insert) -> list[TaskInfo]:
         """``insert(batch)`` inside one ``send`` span per task, each task stamped with its
         span's context; a task's own ``traceparent`` is its span's parent."""

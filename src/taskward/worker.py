@@ -362,7 +362,7 @@ class Worker:
         started = time.monotonic()
         try:
             tracing = self.app._tracing  # None unless tracing is on (taskward.tracing)
-            if tracing is None:
+            if tracing is None or not tracing.active():
                 outcome = await call(self.app, run, self.children)
             else:
                 outcome = await tracing.process(run, lambda: call(self.app, run, self.children))

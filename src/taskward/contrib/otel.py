@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import re
+import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -50,7 +52,7 @@ if TYPE_CHECKING:
     from taskward.models import TaskInfo
     from taskward.tracing import Call, Insert
 
-__all__ = ["OtelTracing", "format_traceparent", "parent_context"]
+__all__ = ["OtelTracing", "format_traceparent", "notice_provider", "parent_context"]
 
 logger = logging.getLogger("taskward.tracing")
 
@@ -59,15 +61,37 @@ SYSTEM = "taskward"
 _EXCEPTION_TYPE = re.compile(r"([A-Za-z_][\w.]*)(?::|$)")
 
 
+#: Seconds a "no provider yet" answer of `_provider_set` is kept.
+RECHECK = 1.0
+_known_set = False
+_checked_at = -math.inf
+
+
 def _provider_set() -> bool:
     """Whether a tracer provider was set up (an SDK's, or any other real one).
 
     Until one is, every span would be a no-op: the hooks skip them, so that an installed
     OpenTelemetry API that nothing configures (a dependency of a dependency, say) costs a
-    task one call and an isinstance, not two spans' worth of work."""
-    return not isinstance(
-        trace.get_tracer_provider(), trace.ProxyTracerProvider | trace.NoOpTracerProvider
-    )
+    task next to nothing. Once set, a provider stays (OpenTelemetry sets it once per
+    process), so a yes is kept; a no is looked at again at most every `RECHECK` seconds
+    (`get_tracer_provider` reads the environment each time: microseconds a task)."""
+    global _known_set, _checked_at
+    if _known_set:
+        return True
+    now = time.monotonic()
+    if now - _checked_at < RECHECK:
+        return False
+    _checked_at = now
+    provider = trace.get_tracer_provider()
+    _known_set = not isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider)
+    return _known_set
+
+
+def notice_provider() -> None:
+    """Look for a tracer provider at the next submit or run, not up to `RECHECK` seconds
+    later: for a provider set up after tasks were already submitted or run."""
+    global _checked_at
+    _checked_at = -math.inf
 
 
 def format_traceparent(context: SpanContext) -> str | None:
@@ -98,6 +122,11 @@ class OtelTracing:
     def __init__(self) -> None:
         # A proxy until a provider is set: spans go to whichever provider is set later.
         self._tracer = trace.get_tracer(SYSTEM, taskward.__version__)
+
+    @staticmethod
+    def active() -> bool:
+        """Whether a tracer provider was set up (see `_provider_set`)."""
+        return _provider_set()
 
     async def send(self, batch: list[NewTask], insert: Insert) -> list[TaskInfo]:
         """Insert the batch inside a ``send`` span per task (see the module doc)."""
