@@ -34,9 +34,10 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any, BinaryIO
 
-__all__ = ["Stopped", "encode", "main"]
+__all__ = ["HEADER", "Stopped", "decode", "encode", "main"]
 
-_HEADER = struct.Struct(">I")
+#: A frame's length prefix (then that many bytes of JSON).
+HEADER = struct.Struct(">I")
 
 
 class Stopped(BaseException):
@@ -49,19 +50,29 @@ class Stopped(BaseException):
 def encode(message: dict[str, Any]) -> bytes:
     """One frame: the length, then the JSON of ``message``."""
     body = json.dumps(message, separators=(",", ":")).encode()
-    return _HEADER.pack(len(body)) + body
+    return HEADER.pack(len(body)) + body
+
+
+def decode(body: bytes) -> dict[str, Any]:
+    """A frame's message; ValueError when it is not a JSON object."""
+    message = json.loads(body)
+    if not isinstance(message, dict):
+        raise ValueError("a frame is not a JSON object")
+    return message
 
 
 def _read_frame(stream: BinaryIO) -> dict[str, Any] | None:
-    header = stream.read(_HEADER.size)
-    if len(header) < _HEADER.size:
+    header = stream.read(HEADER.size)
+    if len(header) < HEADER.size:
         return None
-    (size,) = _HEADER.unpack(header)
+    (size,) = HEADER.unpack(header)
     body = stream.read(size)
     if len(body) < size:
         return None
-    message = json.loads(body)
-    return message if isinstance(message, dict) else None
+    try:
+        return decode(body)
+    except ValueError:
+        return None
 
 
 class _Wire:

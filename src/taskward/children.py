@@ -28,12 +28,11 @@ import asyncio
 import contextlib
 import logging
 import signal
-import struct
 import sys
 from typing import TYPE_CHECKING, Any
 
 from taskward import context
-from taskward._child import encode
+from taskward._child import HEADER, decode, encode
 
 if TYPE_CHECKING:
     from taskward.stores.base import TaskRecord
@@ -50,7 +49,6 @@ COOPERATE = 0.2
 TERM_GRACE = 0.4
 #: Seconds a new child has to start its interpreter and say it is ready.
 START_TIMEOUT = 60.0
-_HEADER = struct.Struct(">I")
 
 
 class ChildDiedError(Exception):
@@ -74,8 +72,8 @@ class _Child:
         assert stdout is not None
         try:
             while True:
-                (size,) = _HEADER.unpack(await stdout.readexactly(_HEADER.size))
-                self.inbox.put_nowait(_decode(await stdout.readexactly(size)))
+                (size,) = HEADER.unpack(await stdout.readexactly(HEADER.size))
+                self.inbox.put_nowait(decode(await stdout.readexactly(size)))
         except (asyncio.IncompleteReadError, ConnectionError, ValueError):
             pass
         finally:
@@ -121,15 +119,6 @@ class _Child:
                 name = "unknown signal"
             return f"killed by signal {-code} ({name})"
         return f"exited with code {code}"
-
-
-def _decode(body: bytes) -> dict[str, Any]:
-    import json
-
-    message = json.loads(body)
-    if not isinstance(message, dict):
-        raise ValueError("a frame from a child is not a JSON object")
-    return message
 
 
 class ProcessPool:
@@ -381,5 +370,4 @@ def _relay_log(message: dict[str, Any], child: _Child) -> None:
         task_id,
         child.pid,
         message.get("message"),
-        extra={"task_id": task_id},
     )

@@ -107,6 +107,8 @@ class TaskFunction(TaskArguments, Generic[P, R]):
         self.retry = retry
         self.is_async = inspect.iscoroutinefunction(fn)
         self.executor = check_executor(name, fn, executor)
+        #: Whether the worker runs it in a child process (read on every run).
+        self.in_child = self.executor == "process"
         self._init_arguments(fn)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
@@ -115,11 +117,6 @@ class TaskFunction(TaskArguments, Generic[P, R]):
 
     def __repr__(self) -> str:
         return f"<TaskFunction {self.name!r} queue={self.queue!r}>"
-
-    @property
-    def in_child(self) -> bool:
-        """Whether the worker runs this function in a child process (``executor="process"``)."""
-        return self.executor == "process"
 
     # -- submitting ---------------------------------------------------------------------
     #

@@ -359,21 +359,22 @@ class Worker:
     async def _execute(self, run: Run) -> None:
         record = run.record
         bind_run(record)  # the task fields of every line this run logs (taskward.logformat)
-        started = time.monotonic()
+        observer = self.observer
+        started = time.monotonic() if observer is not None else 0.0
         try:
             tracing = self.app._tracing  # None unless tracing is on (taskward.tracing)
             if tracing is None or not tracing.active():
                 outcome = await call(self.app, run, self.children)
             else:
                 outcome = await tracing.process(run, lambda: call(self.app, run, self.children))
-            ran = time.monotonic() - started
+            ran = time.monotonic() - started if observer is not None else 0.0
             # The slot is free as soon as the function returns: the next claim overlaps
             # with this outcome's write (the run stays leased and heartbeated until then).
             run.writing = True
             self._slot_freed.set()
             written = await self._outcomes.record(run, outcome)
-            if self.observer is not None:
-                self.observer(record.task, ran, written)
+            if observer is not None:
+                observer(record.task, ran, written)
         finally:
             self._runs.pop(record.id, None)  # gone already if it was abandoned
             run.done.set()

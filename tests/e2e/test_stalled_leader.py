@@ -16,7 +16,7 @@ import itertools
 import json
 import signal
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -37,26 +37,9 @@ LEASE = 3.0
 APP = "stallapp:app"
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'tasks.db'}"
-    url: str = request.getfixturevalue("pg_url")
-    return url
-
-
 @pytest.fixture
-def stall_cluster(tmp_path: Path, db: str) -> Iterator[Cluster]:
-    c = Cluster(db=db, ledger=tmp_path / "ledger", tmp=tmp_path)
-    try:
-        yield c
-    finally:
-        c.stop_all()  # SIGKILL ends a stopped process too
-
-
-@pytest.fixture
-async def app(stall_cluster: Cluster) -> AsyncIterator[App]:
-    a = App(stall_cluster.db)
+async def app(db_cluster: Cluster) -> AsyncIterator[App]:
+    a = App(db_cluster.db)
     await a.open()
     try:
         yield a
@@ -199,16 +182,16 @@ async def stall_and_recover(
 
 
 async def test_a_stopped_leader_is_replaced_and_comes_back_as_a_follower(
-    stall_cluster: Cluster, app: App
+    db_cluster: Cluster, app: App
 ) -> None:
-    leader = start(stall_cluster)
+    leader = start(db_cluster)
     await stall_and_recover(
-        stall_cluster,
+        db_cluster,
         app,
         leader,
         cut_off=lambda: leader.signal(signal.SIGSTOP),
         restore=lambda: leader.signal(signal.SIGCONT),
-        what=f"SIGSTOP, {stall_cluster.db.split(':', 1)[0]}",
+        what=f"SIGSTOP, {db_cluster.db.split(':', 1)[0]}",
     )
 
 

@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -27,24 +26,6 @@ from waiting import eventually, wait_status
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
 
 Span = dict[str, Any]
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """The store the processes share: a SQLite file, or a fresh PostgreSQL database."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'tasks.db'}"
-    url: str = request.getfixturevalue("pg_url")
-    return url
-
-
-@pytest.fixture
-def trace_cluster(tmp_path: Path, db: str) -> Iterator[Cluster]:
-    c = Cluster(db=db, ledger=tmp_path / "ledger", tmp=tmp_path)
-    try:
-        yield c
-    finally:
-        c.stop_all()
 
 
 def spans_of(folder: Path) -> dict[int, list[Span]]:
@@ -77,7 +58,7 @@ def submit(tmp: Path, db: str) -> dict[str, str]:
 
 
 async def test_a_run_in_a_worker_process_continues_the_submitter_s_trace(
-    trace_cluster: Cluster, tmp_path: Path, db: str
+    db_cluster: Cluster, tmp_path: Path, db: str
 ) -> None:
     submitted = submit(tmp_path, db)
     [(submitter, sent)] = spans_of(tmp_path).items()  # the worker has not started yet
@@ -87,7 +68,7 @@ async def test_a_run_in_a_worker_process_continues_the_submitter_s_trace(
     assert send["trace_id"] == request["trace_id"] == submitted["trace_id"]
     assert send["attributes"]["messaging.message.id"] == submitted["greet"]
 
-    worker = trace_cluster.start_worker(app="traceapp:app")
+    worker = db_cluster.start_worker(app="traceapp:app")
     observer = App(db, tracing=False)
     try:
         await wait_status(observer, UUID(submitted["greet"]), Status.COMPLETED, timeout=30)
